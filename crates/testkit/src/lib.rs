@@ -1,0 +1,1 @@
+//! Test doubles (placeholder; see crate description).
