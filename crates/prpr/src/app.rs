@@ -1,0 +1,181 @@
+//! Assembling and running `prpr serve`: store, publisher, sender, HTTP server,
+//! and the shutdown sequence.
+//!
+//! Shutdown (SIGTERM from ECS, or Ctrl-C): stop accepting connections, let
+//! in-flight requests finish, then let Slack sends already started finish;
+//! messages not yet started stay queued for the next start. All of it within
+//! [`SHUTDOWN_BUDGET`], under Fargate's default 30 s before SIGKILL.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+
+use crate::config::Config;
+use crate::intake::{self, Intake, signature::Verifier};
+use crate::outbox::{Sender, SenderOptions};
+use crate::slack::{Publisher, client::SlackClient, console::Console};
+use crate::store::Store;
+
+/// Everything must be done this long after the signal.
+pub const SHUTDOWN_BUDGET: Duration = Duration::from_secs(25);
+
+/// Options that come from the command line rather than the config.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    pub insecure_accept_unsigned: bool,
+}
+
+/// The sender's settings from the config.
+pub fn sender_options(cfg: &Config) -> SenderOptions {
+    SenderOptions {
+        per_channel_per_sec: cfg.slack.per_channel_per_sec,
+        burst: cfg.slack.burst,
+        max_attempts: cfg.slack.max_attempts,
+        retry_initial: Duration::from_millis(cfg.slack.retry_initial_ms),
+        retry_max: Duration::from_millis(cfg.slack.retry_max_ms),
+        ..SenderOptions::default()
+    }
+}
+
+/// The Slack client, or the console when no token is configured.
+pub fn publisher(cfg: &Config) -> anyhow::Result<Publisher> {
+    Ok(match &cfg.slack.bot_token {
+        Some(token) => Publisher::Slack(
+            SlackClient::new(
+                &cfg.slack.api_url,
+                token.clone(),
+                Duration::from_secs(cfg.slack.timeout_secs),
+            )
+            .context("building the HTTP client")?,
+        ),
+        None => Publisher::Console(Console),
+    })
+}
+
+/// Connects to the store, retrying for a while: on Fargate the database may
+/// come up after the task.
+pub async fn connect_store(url: &str) -> anyhow::Result<Store> {
+    let mut wait = Duration::from_millis(250);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match Store::connect(url).await {
+            Ok(s) => return Ok(s),
+            Err(e) if tokio::time::Instant::now() + wait < deadline => {
+                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "store not reachable yet");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e).context("cannot open the store (DATABASE_URL)"),
+        }
+    }
+}
+
+pub async fn serve(cfg: Config, opts: ServeOptions) -> anyhow::Result<()> {
+    let verifier = match (&cfg.github.webhook_secret, opts.insecure_accept_unsigned) {
+        (Some(secret), _) => Some(Verifier::new(secret.clone(), cfg.github.allow_sha1)),
+        (None, true) => {
+            tracing::warn!(
+                "no webhook secret: accepting UNSIGNED deliveries (--insecure-accept-unsigned); anyone who can reach this port can send events"
+            );
+            None
+        }
+        (None, false) => anyhow::bail!(
+            "no webhook secret configured: set GITHUB_WEBHOOK_SECRET (the secret of the GitHub webhook), or pass --insecure-accept-unsigned for local testing"
+        ),
+    };
+
+    let store = Arc::new(connect_store(&cfg.database_url).await?);
+    let publisher = Arc::new(publisher(&cfg)?);
+    if let Publisher::Slack(client) = publisher.as_ref() {
+        match tokio::time::timeout(Duration::from_secs(5), client.auth_test()).await {
+            Ok(Ok(id)) => {
+                tracing::info!(team = %id.team, bot_user = %id.user_id, "Slack token works")
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "Slack auth.test failed: messages will be retried or dead-lettered until the token works")
+            }
+            Err(_) => tracing::warn!("Slack auth.test timed out; continuing"),
+        }
+    }
+
+    let addr = SocketAddr::from(([0, 0, 0, 0], cfg.port));
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr().context("reading the bound address")?;
+    tracing::info!(
+        addr = %local,
+        store = store.dialect().name(),
+        publisher = publisher.name(),
+        members = cfg.notify.members.len(),
+        "prpr listening"
+    );
+
+    let wake = Arc::new(Notify::new());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let sender = Sender::new(
+        store.clone(),
+        publisher.clone(),
+        sender_options(&cfg),
+        wake.clone(),
+    );
+    let sender_task = tokio::spawn(sender.run(stop_rx));
+
+    let intake = Arc::new(Intake {
+        store: store.clone(),
+        notify: Arc::new(cfg.notify.clone()),
+        verifier,
+        wake,
+    });
+    let (signal_tx, signal_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, intake::router(intake)).with_graceful_shutdown(async move {
+        let _ = signal_rx.await;
+    });
+    let server_task = tokio::spawn(async move { server.await });
+
+    shutdown_signal().await;
+    let budget_end = tokio::time::Instant::now() + SHUTDOWN_BUDGET;
+    tracing::info!("shutdown requested: finishing in-flight requests and Slack sends");
+    let _ = signal_tx.send(());
+    match tokio::time::timeout_at(budget_end - Duration::from_secs(10), server_task).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => tracing::error!(error = %e, "HTTP server error"),
+        Ok(Err(e)) => tracing::error!(error = %e, "HTTP server task failed"),
+        Err(_) => tracing::warn!("in-flight requests did not finish in time"),
+    }
+    let _ = stop_tx.send(true);
+    match tokio::time::timeout_at(budget_end, sender_task).await {
+        Ok(_) => tracing::info!("shutdown complete"),
+        Err(_) => tracing::warn!(
+            "Slack sends still in flight at the deadline; they will be retried after restart"
+        ),
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,234 @@
+//! Who is who: GitHub login → Slack user, GitHub team → Slack user group/channel.
+//!
+//! Logins are case-insensitive on GitHub, so keys are lower-cased. The map comes
+//! from the config file's `[members]` table and/or a `MEMBERS.md` in the Ruby
+//! prpr's format. Unlike prpr — where one bad line silently emptied the whole
+//! map — a line that does not parse is reported with its number and every other
+//! line still loads.
+
+use std::collections::HashMap;
+
+/// How a member is known on Slack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SlackUser {
+    /// A user ID (`U…`/`W…`): real `<@U…>` mentions and DMs work.
+    Id(String),
+    /// A display name from a prpr-era `MEMBERS.md` (` * @alice: @alice_slack`).
+    /// Slack no longer resolves `@name` in API messages, so such a member is
+    /// shown as plain text and cannot be sent a DM until mapped to an ID.
+    Handle(String),
+}
+
+impl SlackUser {
+    /// Parses a value: `U012AB3CD`/`W…` is an ID, `@name` or `name` a handle.
+    pub fn parse(value: &str) -> Option<SlackUser> {
+        let v = value.trim();
+        let v = v
+            .strip_prefix('<')
+            .and_then(|v| v.strip_suffix('>'))
+            .unwrap_or(v);
+        let bare = v.strip_prefix('@').unwrap_or(v);
+        if bare.is_empty() || bare.chars().any(char::is_whitespace) {
+            return None;
+        }
+        if is_user_id(bare) {
+            Some(SlackUser::Id(bare.to_string()))
+        } else {
+            Some(SlackUser::Handle(bare.to_string()))
+        }
+    }
+}
+
+/// `U`/`W` followed by upper-case letters and digits, as Slack issues them.
+pub fn is_user_id(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some('U' | 'W'))
+        && s.len() >= 7
+        && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+/// `C`/`G`/`D` (channels) or a user ID (a DM): what `chat.postMessage` takes.
+pub fn is_conversation_id(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some('C' | 'G' | 'D' | 'U' | 'W'))
+        && s.len() >= 7
+        && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+/// `S…`: a Slack user group ID, mentioned as `<!subteam^S…>`.
+pub fn is_usergroup_id(s: &str) -> bool {
+    s.starts_with('S')
+        && s.len() >= 7
+        && s.chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+/// GitHub login → Slack user.
+#[derive(Debug, Clone, Default)]
+pub struct Members {
+    map: HashMap<String, SlackUser>,
+}
+
+impl Members {
+    pub fn insert(&mut self, login: &str, user: SlackUser) {
+        self.map.insert(normalize_login(login), user);
+    }
+
+    pub fn get(&self, login: &str) -> Option<&SlackUser> {
+        self.map.get(&normalize_login(login))
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// How many members are known only by a Slack name (no ID).
+    pub fn handles(&self) -> usize {
+        self.map
+            .values()
+            .filter(|u| matches!(u, SlackUser::Handle(_)))
+            .count()
+    }
+}
+
+fn normalize_login(login: &str) -> String {
+    login.trim().trim_start_matches('@').to_ascii_lowercase()
+}
+
+/// Where a GitHub team's review requests and mentions go.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamTarget {
+    /// Slack user group ID (`S…`), mentioned as `<!subteam^S…>`.
+    #[serde(default)]
+    pub usergroup: Option<String>,
+    /// Channel ID for the team's notices.
+    #[serde(default)]
+    pub channel: Option<String>,
+}
+
+/// `org/slug` (case-insensitive) → where to tell that team.
+#[derive(Debug, Clone, Default)]
+pub struct Teams {
+    map: HashMap<String, TeamTarget>,
+}
+
+impl Teams {
+    pub fn insert(&mut self, key: &str, target: TeamTarget) {
+        self.map.insert(key.to_ascii_lowercase(), target);
+    }
+
+    pub fn get(&self, org: &str, slug: &str) -> Option<&TeamTarget> {
+        self.map.get(&format!("{org}/{slug}").to_ascii_lowercase())
+    }
+}
+
+/// One line of a `MEMBERS.md` that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineError {
+    pub line: usize,
+    pub message: String,
+}
+
+/// Reads prpr's `MEMBERS.md` format: list items ` * @github: @slack` or
+/// ` * @github: U012AB3CD` (`-` bullets and no leading space accepted too).
+/// Headings, blank lines and prose are skipped; a list item that looks like a
+/// mapping but is malformed is an error for that line only.
+pub fn parse_members_md(text: &str) -> (Vec<(String, SlackUser)>, Vec<LineError>) {
+    let mut entries = Vec::new();
+    let mut errors = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        let Some(item) = line.strip_prefix("* ").or_else(|| line.strip_prefix("- ")) else {
+            continue;
+        };
+        let item = item.trim();
+        if !item.starts_with('@') {
+            // A bullet of prose, not a mapping.
+            continue;
+        }
+        let err = |message: String| LineError {
+            line: i + 1,
+            message,
+        };
+        let Some((login, value)) = item.split_once(':') else {
+            errors.push(err(format!(
+                "expected `* @github_login: @slack_name_or_ID`, got `{item}`"
+            )));
+            continue;
+        };
+        let login = login.trim().trim_start_matches('@');
+        if !is_github_login(login) {
+            errors.push(err(format!("`{login}` is not a valid GitHub login")));
+            continue;
+        }
+        match SlackUser::parse(value) {
+            Some(user) => entries.push((login.to_string(), user)),
+            None => errors.push(err(format!("no Slack user after `@{login}:`"))),
+        }
+    }
+    (entries, errors)
+}
+
+/// GitHub logins: 1–39 ASCII letters, digits or single hyphens, no hyphen at
+/// either end. Bot logins carry a `[bot]` suffix.
+pub fn is_github_login(login: &str) -> bool {
+    let core = login.strip_suffix("[bot]").unwrap_or(login);
+    !core.is_empty()
+        && core.len() <= 39
+        && !core.starts_with('-')
+        && !core.ends_with('-')
+        && !core.contains("--")
+        && core
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_prpr_format_and_reports_bad_lines_without_dropping_good_ones() {
+        let md = "# Members\n\n * @alice: @alice_slack\n * @Bob: U012AB3CD\n * @carol\n- @dave: <@W0DAVE123>\n * not a mapping\n * @-bad-: U1234567\n";
+        let (entries, errors) = parse_members_md(md);
+        assert_eq!(
+            entries,
+            vec![
+                ("alice".to_string(), SlackUser::Handle("alice_slack".into())),
+                ("Bob".to_string(), SlackUser::Id("U012AB3CD".into())),
+                ("dave".to_string(), SlackUser::Id("W0DAVE123".into())),
+            ]
+        );
+        assert_eq!(errors.len(), 2);
+        assert_eq!(errors[0].line, 5);
+        assert!(
+            errors[0].message.contains("@carol"),
+            "{}",
+            errors[0].message
+        );
+        assert_eq!(errors[1].line, 8);
+    }
+
+    #[test]
+    fn lookups_ignore_case_and_at_sign() {
+        let mut m = Members::default();
+        m.insert("OctoCat", SlackUser::Id("U012AB3CD".into()));
+        assert_eq!(m.get("@octocat"), Some(&SlackUser::Id("U012AB3CD".into())));
+        assert_eq!(m.get("OCTOCAT"), Some(&SlackUser::Id("U012AB3CD".into())));
+        assert_eq!(m.get("other"), None);
+    }
+
+    #[test]
+    fn id_shapes() {
+        assert!(is_user_id("U012AB3CD"));
+        assert!(!is_user_id("u012ab3cd"));
+        assert!(!is_user_id("C012AB3CD"));
+        assert!(is_conversation_id("C012AB3CD"));
+        assert!(is_usergroup_id("S012AB3CD"));
+    }
+}

@@ -1,0 +1,29 @@
+//! prpr: GitHub pull-request events in, Slack notifications out.
+//!
+//! Data flows one way, and the module list follows it:
+//!
+//! 1. [`intake`] — the HTTP server: `POST /webhook` reads the raw body, checks the
+//!    signature ([`intake::signature`]), decodes JSON or prpr's form encoding and
+//!    answers GitHub within milliseconds.
+//! 2. [`github`] — typed views of the webhook payloads the rules need.
+//! 3. [`pipeline`] — one accepted delivery, one store transaction: record the
+//!    delivery ID (dedup), run the [`rules`] against the stored PR state, write the
+//!    new state and the resulting notifications to the outbox.
+//! 4. [`rules`] — pure functions of (event, PR state, config) → notifications.
+//! 5. [`store`] — SQLite (default) or PostgreSQL: deliveries, PR state, outbox.
+//! 6. [`outbox`] — the sender task: rate limits, retries, dead letters.
+//! 7. [`slack`] — message formatting and the publishers (Slack Web API or console).
+//!
+//! [`config`] holds settings and the GitHub→Slack member map; [`telemetry`] sets up
+//! JSON logs.
+
+pub mod app;
+pub mod config;
+pub mod github;
+pub mod intake;
+pub mod outbox;
+pub mod pipeline;
+pub mod rules;
+pub mod slack;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,295 @@
+//! The sender task: takes due messages from the outbox and delivers them.
+//!
+//! It runs beside the HTTP server and is woken when intake queues something,
+//! when a retry or rate-limit wait ends, or by a slow poll (another task on a
+//! shared PostgreSQL may have queued work). Per channel it sends one message at
+//! a time, oldest first, within the channel's rate; different channels go out
+//! concurrently. The outcome of each attempt is written back to the store:
+//! sent (with Slack's `ts`), rescheduled with backoff, or dead-lettered.
+//!
+//! Guarantee: at least once. A message is marked sent only after Slack said
+//! ok; if the process dies between the two, the lease expires and it is sent
+//! again — the only way a duplicate can reach Slack.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Mutex, Notify, watch};
+use tokio::task::JoinSet;
+
+use super::backoff;
+use super::ratelimit::ChannelLimiter;
+use crate::slack::{Publisher, SendError};
+use crate::store::{OutboxItem, Store};
+
+/// How the sender behaves; defaults suit Slack, tests shorten the waits.
+#[derive(Debug, Clone)]
+pub struct SenderOptions {
+    pub per_channel_per_sec: f64,
+    pub burst: u32,
+    pub max_attempts: u32,
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+    /// How long a claimed message is reserved for this process.
+    pub lease: Duration,
+    /// Sends in flight at once (across channels).
+    pub concurrency: usize,
+    /// Poll interval when nothing wakes the sender.
+    pub poll: Duration,
+}
+
+impl Default for SenderOptions {
+    fn default() -> Self {
+        SenderOptions {
+            per_channel_per_sec: 1.0,
+            burst: 3,
+            max_attempts: 12,
+            retry_initial: Duration::from_secs(1),
+            retry_max: Duration::from_secs(300),
+            lease: Duration::from_secs(60),
+            concurrency: 16,
+            poll: Duration::from_secs(2),
+        }
+    }
+}
+
+pub struct Sender {
+    store: Arc<Store>,
+    publisher: Arc<Publisher>,
+    limiter: Arc<Mutex<ChannelLimiter>>,
+    opts: SenderOptions,
+    wake: Arc<Notify>,
+}
+
+/// What happened to one message, for the caller waiting on it (replay).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Sent,
+    Retrying,
+    Dead,
+    /// The store could not record the result; the lease will expire.
+    Unrecorded,
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Sender {
+    pub fn new(
+        store: Arc<Store>,
+        publisher: Arc<Publisher>,
+        opts: SenderOptions,
+        wake: Arc<Notify>,
+    ) -> Sender {
+        Sender {
+            store,
+            publisher,
+            limiter: Arc::new(Mutex::new(ChannelLimiter::new(
+                opts.per_channel_per_sec,
+                opts.burst,
+            ))),
+            opts,
+            wake,
+        }
+    }
+
+    /// Runs until `shutdown` turns true, then waits for sends already started
+    /// (each bounded by the HTTP timeout) and returns. Queued messages stay
+    /// queued for the next start.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        match self.store.release_leases_if_sole_sender().await {
+            Ok(n) if n > 0 => tracing::info!(
+                released = n,
+                "resuming messages a previous process had claimed"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "could not release stale leases"),
+        }
+        let mut in_flight: HashSet<String> = HashSet::new();
+        let mut tasks: JoinSet<String> = JoinSet::new();
+        let mut last_prune = Instant::now();
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let next_limiter_slot = self.dispatch(&mut in_flight, &mut tasks).await;
+
+            if last_prune.elapsed() > Duration::from_secs(3600) {
+                last_prune = Instant::now();
+                let cutoff = now_ms() - 30 * 24 * 3600 * 1000;
+                match self.store.prune(cutoff).await {
+                    Ok(n) => tracing::info!(
+                        rows = n,
+                        "pruned deliveries and sent messages older than 30 days"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "prune failed"),
+                }
+            }
+
+            let sleep_for = self.sleep_for(next_limiter_slot).await;
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(sleep_for) => {}
+                Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                    if let Ok(channel) = done {
+                        in_flight.remove(&channel);
+                    }
+                    // Drain whatever else finished meanwhile.
+                    while let Some(Ok(channel)) = tasks.try_join_next() {
+                        in_flight.remove(&channel);
+                    }
+                }
+                _ = shutdown.changed() => {}
+            }
+        }
+        let pending = tasks.len();
+        if pending > 0 {
+            tracing::info!(in_flight = pending, "waiting for Slack sends in flight");
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+
+    /// Claims and starts what can go now; returns the earliest instant a
+    /// rate-limited channel frees up.
+    async fn dispatch(
+        &self,
+        in_flight: &mut HashSet<String>,
+        tasks: &mut JoinSet<String>,
+    ) -> Option<Instant> {
+        let free = self.opts.concurrency.saturating_sub(tasks.len());
+        if free == 0 {
+            return None;
+        }
+        let now = now_ms();
+        let heads = match self.store.due(now, (free + in_flight.len()) as i64).await {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::error!(error = %e, "outbox unavailable; will retry");
+                return Some(Instant::now() + Duration::from_secs(1));
+            }
+        };
+        let mut earliest: Option<Instant> = None;
+        for item in heads {
+            if tasks.len() >= self.opts.concurrency {
+                break;
+            }
+            if in_flight.contains(&item.channel) {
+                continue;
+            }
+            if let Err(at) = self
+                .limiter
+                .lock()
+                .await
+                .try_acquire(&item.channel, Instant::now())
+            {
+                earliest = Some(earliest.map_or(at, |e| e.min(at)));
+                continue;
+            }
+            let lease_until = now + self.opts.lease.as_millis() as i64;
+            match self.store.claim(item.id, now, lease_until).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::error!(error = %e, "claiming outbox message failed");
+                    continue;
+                }
+            }
+            in_flight.insert(item.channel.clone());
+            let (store, publisher, limiter, opts) = (
+                self.store.clone(),
+                self.publisher.clone(),
+                self.limiter.clone(),
+                self.opts.clone(),
+            );
+            tasks.spawn(async move {
+                let channel = item.channel.clone();
+                deliver(&store, &publisher, &limiter, &opts, item).await;
+                channel
+            });
+        }
+        earliest
+    }
+
+    async fn sleep_for(&self, limiter_slot: Option<Instant>) -> Duration {
+        let mut d = self.opts.poll;
+        if let Some(at) = limiter_slot {
+            d = d.min(at.saturating_duration_since(Instant::now()));
+        }
+        // A head already due is either being sent or waiting for its
+        // channel's rate slot: both wake us by other means.
+        if let Ok(Some(due)) = self.store.next_due_at().await
+            && due > now_ms()
+        {
+            d = d.min(Duration::from_millis((due - now_ms()).max(0) as u64));
+        }
+        d.max(Duration::from_millis(5))
+    }
+}
+
+/// One attempt at one message, and its bookkeeping.
+pub async fn deliver(
+    store: &Store,
+    publisher: &Publisher,
+    limiter: &Mutex<ChannelLimiter>,
+    opts: &SenderOptions,
+    item: OutboxItem,
+) -> Outcome {
+    let attempt = item.attempts + 1;
+    let started = Instant::now();
+    let result = publisher.post(&item.channel, &item.message).await;
+    let ms = started.elapsed().as_millis() as u64;
+    let (id, channel, kind) = (item.id, item.channel.as_str(), item.kind.as_str());
+    let recorded = match &result {
+        Ok(posted) => {
+            tracing::info!(outbox_id = id, delivery_id = %item.delivery_id, channel, kind, attempt, outcome = "sent", ts = posted.ts.as_deref(), latency_ms = ms, "slack send");
+            store
+                .mark_sent(id, now_ms(), posted.ts.as_deref())
+                .await
+                .map(|_| Outcome::Sent)
+        }
+        Err(SendError::RateLimited(wait)) => {
+            tracing::warn!(
+                outbox_id = id,
+                channel,
+                kind,
+                attempt,
+                outcome = "rate_limited",
+                retry_after_ms = wait.as_millis() as u64,
+                "slack send"
+            );
+            limiter.lock().await.block(channel, Instant::now() + *wait);
+            let at = now_ms() + wait.as_millis() as i64;
+            store
+                .reschedule(id, at, false, "rate limited")
+                .await
+                .map(|_| Outcome::Retrying)
+        }
+        Err(SendError::Transient(reason)) if (attempt as u32) < opts.max_attempts => {
+            let wait = backoff::delay(attempt as u32, opts.retry_initial, opts.retry_max);
+            tracing::warn!(outbox_id = id, channel, kind, attempt, outcome = "retry", error = %reason, retry_in_ms = wait.as_millis() as u64, "slack send");
+            let at = now_ms() + wait.as_millis() as i64;
+            store
+                .reschedule(id, at, true, reason)
+                .await
+                .map(|_| Outcome::Retrying)
+        }
+        Err(SendError::Transient(reason)) => {
+            let why = format!("gave up after {attempt} attempts: {reason}");
+            tracing::error!(outbox_id = id, channel, kind, attempt, outcome = "dead", error = %why, "slack send");
+            store.mark_dead(id, &why).await.map(|_| Outcome::Dead)
+        }
+        Err(SendError::Permanent(reason)) => {
+            tracing::error!(outbox_id = id, channel, kind, attempt, outcome = "dead", error = %reason, "slack send");
+            store.mark_dead(id, reason).await.map(|_| Outcome::Dead)
+        }
+    };
+    recorded.unwrap_or_else(|e| {
+        tracing::error!(outbox_id = id, error = %e, "could not record the send outcome; the message will be retried when its lease expires");
+        Outcome::Unrecorded
+    })
+}

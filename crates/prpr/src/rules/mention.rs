@@ -1,0 +1,271 @@
+//! "You were mentioned in a comment" — for PR conversation comments, review
+//! comments and review bodies.
+//!
+//! Every `@login` found by [`super::mentions::extract`] that maps to a Slack
+//! member is told, with a link to the comment; `@org/team` mentions go to the
+//! team's user group. The commenter is never told about their own words, and a
+//! login nobody mapped is not worth a channel post.
+
+use crate::config::NotifyConfig;
+use crate::github::{IssueCommentEvent, ReviewCommentEvent};
+use crate::slack::message::{Message, escape, quote_excerpt};
+
+use super::mentions::{Mention, extract};
+use super::recipients::{self, Unmapped};
+use super::{Decision, Kind, Notification, pr_link};
+
+/// Where the mention happened.
+pub struct Target<'a> {
+    pub repo: &'a str,
+    pub org: &'a str,
+    pub number: u64,
+    pub title: &'a str,
+    /// Link to the comment or review itself.
+    pub url: &'a str,
+    pub commenter: &'a str,
+}
+
+pub fn on_issue_comment(e: &IssueCommentEvent, cfg: &NotifyConfig) -> Decision {
+    if e.action != "created" {
+        return Decision::skip(format!("no rule for issue_comment.{}", e.action));
+    }
+    if e.issue.pull_request.is_none() {
+        return Decision::skip("comment on an issue, not a pull request");
+    }
+    let target = Target {
+        repo: &e.repository.full_name,
+        org: &e.repository.owner.login,
+        number: e.issue.number,
+        title: &e.issue.title,
+        url: &e.comment.html_url,
+        commenter: &e.comment.user.login,
+    };
+    decision(notify(
+        &target,
+        e.comment.body.as_deref().unwrap_or(""),
+        None,
+        cfg,
+    ))
+}
+
+pub fn on_review_comment(e: &ReviewCommentEvent, cfg: &NotifyConfig) -> Decision {
+    if e.action != "created" {
+        return Decision::skip(format!(
+            "no rule for pull_request_review_comment.{}",
+            e.action
+        ));
+    }
+    let target = Target {
+        repo: &e.repository.full_name,
+        org: &e.repository.owner.login,
+        number: e.pull_request.number,
+        title: &e.pull_request.title,
+        url: &e.comment.html_url,
+        commenter: &e.comment.user.login,
+    };
+    decision(notify(
+        &target,
+        e.comment.body.as_deref().unwrap_or(""),
+        None,
+        cfg,
+    ))
+}
+
+fn decision(notifications: Vec<Notification>) -> Decision {
+    let skipped = if notifications.is_empty() {
+        vec!["no mapped member mentioned".to_string()]
+    } else {
+        Vec::new()
+    };
+    Decision {
+        notifications,
+        state: None,
+        skipped,
+    }
+}
+
+/// Notifications for every mention in `body`, except the commenter and `skip`.
+pub fn notify(
+    t: &Target<'_>,
+    body: &str,
+    skip: Option<&str>,
+    cfg: &NotifyConfig,
+) -> Vec<Notification> {
+    let excerpt = quote_excerpt(body, cfg.excerpt_lines, 500);
+    let compose = |prefix: &str, whom: &str| {
+        let mut text = format!(
+            "{prefix}:wave: @{} mentioned {whom} on {}\n*{}*",
+            escape(t.commenter),
+            pr_link(t.url, t.repo, t.number),
+            escape(t.title)
+        );
+        if let Some(q) = &excerpt {
+            text.push('\n');
+            text.push_str(q);
+        }
+        Message::from_mrkdwn(text)
+    };
+    let mut out = Vec::new();
+    for m in extract(body) {
+        match m {
+            Mention::User(login) => {
+                if login.eq_ignore_ascii_case(t.commenter)
+                    || skip.is_some_and(|s| s.eq_ignore_ascii_case(&login))
+                {
+                    continue;
+                }
+                out.extend(recipients::person(
+                    &login,
+                    Kind::Mention,
+                    cfg,
+                    Unmapped::Drop,
+                    |p| compose(p, "you"),
+                ));
+            }
+            Mention::Team { org, slug } => {
+                // Only teams someone mapped: an unknown `@a/b` is often a path.
+                let Some(target) = cfg.teams.get(&org, &slug) else {
+                    continue;
+                };
+                if target.usergroup.is_none() && !org.eq_ignore_ascii_case(t.org) {
+                    continue;
+                }
+                out.extend(recipients::team(&org, &slug, Kind::Mention, cfg, |p| {
+                    compose(p, &format!("team {}", recipients::team_label(&org, &slug)))
+                }));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+    use super::super::{Kind, PrState, decide};
+    use crate::config::Delivery;
+    use serde_json::json;
+
+    fn issue_comment(commenter: &str, body: &str, on_pr: bool) -> crate::github::Event {
+        let mut v = base("created", commenter);
+        v["issue"] = json!({"number": 42, "title": "Add <caching> & stuff", "html_url": "https://github.com/acme/app/pull/42", "user": {"login": "carol"}});
+        if on_pr {
+            v["issue"]["pull_request"] =
+                json!({"url": "https://api.github.com/repos/acme/app/pulls/42"});
+        }
+        v["comment"] = json!({"body": body, "html_url": "https://github.com/acme/app/pull/42#issuecomment-7", "user": {"login": commenter}});
+        event("issue_comment", v)
+    }
+
+    #[test]
+    fn mentioned_members_get_the_comment_link() {
+        let d = decide(
+            &issue_comment(
+                "carol",
+                "@alice can you check `@bob`?\n> @bob said no\n@zed too",
+                true,
+            ),
+            &PrState::default(),
+            &cfg(),
+        );
+        assert_eq!(d.notifications.len(), 1, "{:?}", d.notifications);
+        let n = &d.notifications[0];
+        assert_eq!((n.channel.as_str(), n.kind), ("U0ALICE01", Kind::Mention));
+        assert_eq!(
+            n.message.text,
+            ":wave: @carol mentioned you on <https://github.com/acme/app/pull/42#issuecomment-7|acme/app#42>\n\
+             *Add &lt;caching&gt; &amp; stuff*\n> @alice can you check `@bob`?\n> &gt; @bob said no\n> @zed too"
+        );
+    }
+
+    #[test]
+    fn no_self_mentions_no_plain_issues() {
+        assert!(
+            decide(
+                &issue_comment("alice", "note to @alice", true),
+                &PrState::default(),
+                &cfg()
+            )
+            .notifications
+            .is_empty()
+        );
+        let d = decide(
+            &issue_comment("carol", "@alice", false),
+            &PrState::default(),
+            &cfg(),
+        );
+        assert!(d.notifications.is_empty());
+        assert_eq!(
+            d.skipped,
+            vec!["comment on an issue, not a pull request".to_string()]
+        );
+    }
+
+    #[test]
+    fn team_mentions_use_the_user_group() {
+        let d = decide(
+            &issue_comment("carol", "@acme/backend and @some/path", true),
+            &PrState::default(),
+            &cfg(),
+        );
+        assert_eq!(d.notifications.len(), 1);
+        assert_eq!(d.notifications[0].channel, "C0BACKEND1");
+        assert!(
+            d.notifications[0].message.text.starts_with(
+                "<!subteam^S0BACKEND1> :wave: @carol mentioned team *acme/backend* on <"
+            )
+        );
+    }
+
+    #[test]
+    fn slack_handles_and_channel_delivery() {
+        let mut c = cfg();
+        c.delivery = Delivery::Channel;
+        let d = decide(
+            &issue_comment("carol", "@alice @hank", true),
+            &PrState::default(),
+            &c,
+        );
+        let firsts: Vec<_> = d
+            .notifications
+            .iter()
+            .map(|n| {
+                (
+                    n.channel.clone(),
+                    n.message
+                        .text
+                        .split(" :wave:")
+                        .next()
+                        .unwrap_or("")
+                        .to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            firsts,
+            vec![
+                ("C0GENERAL1".to_string(), "<@U0ALICE01>".to_string()),
+                ("C0GENERAL1".to_string(), "@hank_slack".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn review_comments_mention_too() {
+        let mut v = base("created", "bob");
+        v["pull_request"] = pr_json("carol", false);
+        v["comment"] = json!({"body": "@alice look here", "html_url": "https://github.com/acme/app/pull/42#discussion_r1", "user": {"login": "bob"}});
+        let d = decide(
+            &event("pull_request_review_comment", v),
+            &PrState::default(),
+            &cfg(),
+        );
+        assert_eq!(d.notifications.len(), 1);
+        assert!(
+            d.notifications[0]
+                .message
+                .text
+                .contains("<https://github.com/acme/app/pull/42#discussion_r1|acme/app#42>")
+        );
+    }
+}

@@ -1,0 +1,205 @@
+//! Who gets told what: pure functions of (event, stored PR state, config).
+//!
+//! Nothing here does I/O. [`decide`] takes a decoded event, the state prpr has
+//! kept for that pull request, and the notification settings, and returns the
+//! notifications to queue plus the PR's next state. That keeps every rule
+//! testable with plain values and lets the store run the whole decision inside
+//! the transaction that records the delivery.
+//!
+//! One file per kind of notice: [`review_request`], [`review`], [`mention`],
+//! [`merged`]; [`recipients`] turns a GitHub login or team into Slack targets.
+
+pub mod mention;
+pub mod mentions;
+pub mod merged;
+pub mod recipients;
+pub mod review;
+pub mod review_request;
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::NotifyConfig;
+use crate::github::{Account, Event, PullRequest};
+use crate::slack::message::{Message, escape, link};
+
+/// What prpr remembers about one pull request, built from the events themselves.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrState {
+    /// Lower-cased logins whose review request has been announced and not
+    /// since removed or answered by a review.
+    #[serde(default)]
+    pub requested: BTreeSet<String>,
+    /// Lower-cased `org/slug` of announced team requests.
+    #[serde(default)]
+    pub requested_teams: BTreeSet<String>,
+    /// Lower-cased logins that have submitted a review: a later request to them
+    /// is a *re-request*.
+    #[serde(default)]
+    pub reviewed: BTreeSet<String>,
+}
+
+/// What a notification is about (kept with it in the outbox, and in logs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    ReviewRequested,
+    ReviewSubmitted,
+    Mention,
+    Merged,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::ReviewRequested => "review_requested",
+            Kind::ReviewSubmitted => "review_submitted",
+            Kind::Mention => "mention",
+            Kind::Merged => "merged",
+        }
+    }
+}
+
+/// One message to one Slack conversation (a user ID means a DM).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notification {
+    pub channel: String,
+    pub kind: Kind,
+    pub message: Message,
+}
+
+/// The outcome of the rules for one event.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Decision {
+    pub notifications: Vec<Notification>,
+    /// The PR's next state; `None` when unchanged.
+    pub state: Option<PrState>,
+    /// Why nothing (or less) was sent, for the delivery log line.
+    pub skipped: Vec<String>,
+}
+
+impl Decision {
+    fn skip(reason: impl Into<String>) -> Decision {
+        Decision {
+            skipped: vec![reason.into()],
+            ..Decision::default()
+        }
+    }
+}
+
+/// Runs the rule for `event`.
+pub fn decide(event: &Event, state: &PrState, cfg: &NotifyConfig) -> Decision {
+    let sender = match event {
+        Event::Ping | Event::Other { .. } => return Decision::skip("no rule for this event"),
+        Event::PullRequest(e) => &e.sender,
+        Event::Review(e) => &e.sender,
+        Event::IssueComment(e) => &e.sender,
+        Event::ReviewComment(e) => &e.sender,
+    };
+    if is_bot(sender, cfg) {
+        // State still follows the PR (a bot may request reviews or be removed),
+        // but a bot's actions never notify anyone.
+        let mut d = match event {
+            Event::PullRequest(e) => review_request::on_pull_request(e, state, cfg),
+            Event::Review(e) => review::on_review(e, state, cfg),
+            _ => Decision::default(),
+        };
+        d.notifications.clear();
+        d.skipped = vec![format!("sender {} is a bot", sender.login)];
+        return d;
+    }
+    match event {
+        Event::PullRequest(e) => match e.action.as_str() {
+            "closed" => merged::on_closed(e, cfg),
+            _ => review_request::on_pull_request(e, state, cfg),
+        },
+        Event::Review(e) => review::on_review(e, state, cfg),
+        Event::IssueComment(e) => mention::on_issue_comment(e, cfg),
+        Event::ReviewComment(e) => mention::on_review_comment(e, cfg),
+        Event::Ping | Event::Other { .. } => Decision::skip("no rule for this event"),
+    }
+}
+
+fn is_bot(sender: &Account, cfg: &NotifyConfig) -> bool {
+    cfg.ignore_bots
+        && (sender.is_bot_account()
+            || cfg
+                .bots
+                .iter()
+                .any(|b| b.eq_ignore_ascii_case(&sender.login)))
+}
+
+/// `<url|owner/repo#12>`.
+fn pr_link(url: &str, repo: &str, number: u64) -> String {
+    link(url, &format!("{repo}#{number}"))
+}
+
+/// `*Title* · by @author · +10 −2` (the size only when the payload has it).
+fn pr_summary(pr: &PullRequest) -> String {
+    let mut s = format!("*{}* · by @{}", escape(&pr.title), escape(&pr.user.login));
+    if let (Some(a), Some(d)) = (pr.additions, pr.deletions) {
+        s.push_str(&format!(" · +{a} −{d}"));
+    }
+    s
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    //! Builders for rule tests: small, explicit payloads in GitHub's shapes.
+    use crate::config::{Delivery, NotifyConfig, SlackUser, TeamTarget};
+    use crate::github::Event;
+
+    pub fn cfg() -> NotifyConfig {
+        let mut c = NotifyConfig {
+            delivery: Delivery::Dm,
+            channel: Some("C0GENERAL1".into()),
+            ..NotifyConfig::default()
+        };
+        for (login, id) in [
+            ("alice", "U0ALICE01"),
+            ("bob", "U0BOB0001"),
+            ("carol", "U0CAROL01"),
+        ] {
+            c.members.insert(login, SlackUser::Id(id.into()));
+        }
+        c.members
+            .insert("hank", SlackUser::Handle("hank_slack".into()));
+        c.teams.insert(
+            "acme/backend",
+            TeamTarget {
+                usergroup: Some("S0BACKEND1".into()),
+                channel: Some("C0BACKEND1".into()),
+            },
+        );
+        c.teams.insert(
+            "acme/docs",
+            TeamTarget {
+                usergroup: None,
+                channel: Some("C0DOCS0001".into()),
+            },
+        );
+        c
+    }
+
+    pub fn pr_json(author: &str, draft: bool) -> serde_json::Value {
+        serde_json::json!({
+            "number": 42, "title": "Add <caching> & stuff", "html_url": "https://github.com/acme/app/pull/42",
+            "user": {"login": author, "type": "User"}, "draft": draft, "merged": false,
+            "additions": 120, "deletions": 7,
+            "requested_reviewers": [], "requested_teams": []
+        })
+    }
+
+    pub fn event(name: &str, v: serde_json::Value) -> Event {
+        Event::parse(name, v.to_string().as_bytes()).expect("valid test payload")
+    }
+
+    pub fn base(action: &str, sender: &str) -> serde_json::Value {
+        serde_json::json!({
+            "action": action,
+            "repository": {"full_name": "acme/app", "owner": {"login": "acme", "type": "Organization"}},
+            "sender": {"login": sender, "type": if sender.ends_with("[bot]") { "Bot" } else { "User" }}
+        })
+    }
+}

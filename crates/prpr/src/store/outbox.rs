@@ -1,0 +1,271 @@
+//! The outbox table: notifications waiting for Slack, sent, or dead-lettered.
+//!
+//! Ordering: only the oldest pending message of each channel is ever handed
+//! out ("channel heads"), so messages to one person or channel arrive in the
+//! order their events did, even across retries. Claiming takes a time-limited
+//! lease with a compare-and-set `UPDATE`, so several prpr tasks on one
+//! PostgreSQL database never send the same row at the same time, and a task
+//! killed mid-send leaves a lease that simply expires.
+
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{Dialect, Pool, Store, StoreError, with_pool};
+use crate::slack::message::Message;
+
+/// A message handed to the sender.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxItem {
+    pub id: i64,
+    pub channel: String,
+    pub kind: String,
+    pub message: Message,
+    pub attempts: i64,
+    pub delivery_id: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutboxStatus {
+    Pending,
+    Sent,
+    Dead,
+}
+
+impl OutboxStatus {
+    fn parse(s: &str) -> Result<OutboxStatus, StoreError> {
+        match s {
+            "pending" => Ok(OutboxStatus::Pending),
+            "sent" => Ok(OutboxStatus::Sent),
+            "dead" => Ok(OutboxStatus::Dead),
+            other => Err(StoreError::Corrupt(format!("outbox status {other:?}"))),
+        }
+    }
+}
+
+/// A row as `prpr outbox list` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub delivery_id: String,
+    pub channel: String,
+    pub kind: String,
+    pub status: OutboxStatus,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    pub slack_ts: Option<String>,
+    pub created_at: i64,
+    pub text: String,
+}
+
+impl Store {
+    /// Due channel heads: for each channel, its oldest pending message, if that
+    /// one is due and not leased. At most `limit`, oldest first.
+    pub async fn due(&self, now_ms: i64, limit: i64) -> Result<Vec<OutboxItem>, StoreError> {
+        with_pool!(self, p => {
+            let rows = sqlx::query(
+                "SELECT id, channel, kind, message, attempts, delivery_id FROM outbox o \
+                 WHERE status = 'pending' AND next_attempt_at <= $1 \
+                   AND (lease_until IS NULL OR lease_until <= $1) \
+                   AND id = (SELECT MIN(id) FROM outbox i WHERE i.channel = o.channel AND i.status = 'pending') \
+                 ORDER BY id LIMIT $2",
+            )
+            .bind(now_ms)
+            .bind(limit)
+            .fetch_all(p)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    let json: String = r.try_get("message")?;
+                    let id: i64 = r.try_get("id")?;
+                    let message = serde_json::from_str(&json)
+                        .map_err(|e| StoreError::Corrupt(format!("outbox {id}: {e}")))?;
+                    Ok(OutboxItem {
+                        id,
+                        channel: r.try_get("channel")?,
+                        kind: r.try_get("kind")?,
+                        message,
+                        attempts: r.try_get("attempts")?,
+                        delivery_id: r.try_get("delivery_id")?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// When the next channel head becomes due (or its lease ends), if any.
+    pub async fn next_due_at(&self) -> Result<Option<i64>, StoreError> {
+        with_pool!(self, p => {
+            let row = sqlx::query(
+                "SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > next_attempt_at THEN lease_until ELSE next_attempt_at END) AS t \
+                 FROM outbox o WHERE status = 'pending' \
+                   AND id = (SELECT MIN(id) FROM outbox i WHERE i.channel = o.channel AND i.status = 'pending')",
+            )
+            .fetch_one(p)
+            .await?;
+            Ok(row.try_get::<Option<i64>, _>("t")?)
+        })
+    }
+
+    /// Takes a lease on a pending message until `lease_until_ms`. False when
+    /// another sender holds it or it is no longer pending.
+    pub async fn claim(
+        &self,
+        id: i64,
+        now_ms: i64,
+        lease_until_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let _g = self.write_guard().await;
+        with_pool!(self, p => {
+            let n = sqlx::query(
+                "UPDATE outbox SET lease_until = $1 \
+                 WHERE id = $2 AND status = 'pending' AND (lease_until IS NULL OR lease_until <= $3)",
+            )
+            .bind(lease_until_ms)
+            .bind(id)
+            .bind(now_ms)
+            .execute(p)
+            .await?
+            .rows_affected();
+            Ok(n == 1)
+        })
+    }
+
+    pub async fn mark_sent(
+        &self,
+        id: i64,
+        now_ms: i64,
+        ts: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let _g = self.write_guard().await;
+        with_pool!(self, p => {
+            sqlx::query(
+                "UPDATE outbox SET status = 'sent', sent_at = $1, slack_ts = $2, lease_until = NULL, \
+                 attempts = attempts + 1, last_error = NULL WHERE id = $3",
+            )
+            .bind(now_ms)
+            .bind(ts)
+            .bind(id)
+            .execute(p)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Puts a message back for a later attempt. `counted` is false for rate
+    /// limiting, which is not the message's fault and never dead-letters it.
+    pub async fn reschedule(
+        &self,
+        id: i64,
+        next_at_ms: i64,
+        counted: bool,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        let _g = self.write_guard().await;
+        with_pool!(self, p => {
+            sqlx::query(
+                "UPDATE outbox SET next_attempt_at = $1, attempts = attempts + $2, last_error = $3, lease_until = NULL \
+                 WHERE id = $4 AND status = 'pending'",
+            )
+            .bind(next_at_ms)
+            .bind(i64::from(counted))
+            .bind(error)
+            .bind(id)
+            .execute(p)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Gives up on a message: it stays, with the reason, for `prpr outbox list`
+    /// and `prpr outbox retry`.
+    pub async fn mark_dead(&self, id: i64, reason: &str) -> Result<(), StoreError> {
+        let _g = self.write_guard().await;
+        with_pool!(self, p => {
+            sqlx::query("UPDATE outbox SET status = 'dead', last_error = $1, attempts = attempts + 1, lease_until = NULL WHERE id = $2")
+                .bind(reason)
+                .bind(id)
+                .execute(p)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Drops every lease. Only safe when this process is the only sender, i.e.
+    /// on SQLite at start-up: leases left by a killed process then do not delay
+    /// its messages. PostgreSQL leases simply expire.
+    pub async fn release_leases_if_sole_sender(&self) -> Result<u64, StoreError> {
+        if self.dialect != Dialect::Sqlite {
+            return Ok(0);
+        }
+        let _g = self.write_guard().await;
+        with_pool!(self, p => {
+            Ok(sqlx::query("UPDATE outbox SET lease_until = NULL WHERE status = 'pending' AND lease_until IS NOT NULL")
+                .execute(p)
+                .await?
+                .rows_affected())
+        })
+    }
+
+    /// Pending and dead messages (or all, with `include_sent`), oldest first.
+    pub async fn list(&self, include_sent: bool, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
+        let sql = if include_sent {
+            "SELECT * FROM outbox ORDER BY id LIMIT $1"
+        } else {
+            "SELECT * FROM outbox WHERE status IN ('pending', 'dead') ORDER BY id LIMIT $1"
+        };
+        with_pool!(self, p => {
+            let rows = sqlx::query(sql).bind(limit).fetch_all(p).await?;
+            rows.iter()
+                .map(|r| {
+                    let json: String = r.try_get("message")?;
+                    let text = serde_json::from_str::<Message>(&json).map(|m| m.text).unwrap_or(json);
+                    Ok(OutboxRow {
+                        id: r.try_get("id")?,
+                        delivery_id: r.try_get("delivery_id")?,
+                        channel: r.try_get("channel")?,
+                        kind: r.try_get("kind")?,
+                        status: OutboxStatus::parse(&r.try_get::<String, _>("status")?)?,
+                        attempts: r.try_get("attempts")?,
+                        next_attempt_at: r.try_get("next_attempt_at")?,
+                        last_error: r.try_get("last_error")?,
+                        slack_ts: r.try_get("slack_ts")?,
+                        created_at: r.try_get("created_at")?,
+                        text,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Requeues one dead (or pending) message now, with a fresh attempt count.
+    /// False when there is no such message or it was already sent.
+    pub async fn retry(&self, id: i64, now_ms: i64) -> Result<bool, StoreError> {
+        let _g = self.write_guard().await;
+        with_pool!(self, p => {
+            let n = sqlx::query(
+                "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = $1, lease_until = NULL \
+                 WHERE id = $2 AND status IN ('dead', 'pending')",
+            )
+            .bind(now_ms)
+            .bind(id)
+            .execute(p)
+            .await?
+            .rows_affected();
+            Ok(n == 1)
+        })
+    }
+
+    /// Requeues every dead message; returns how many.
+    pub async fn retry_all_dead(&self, now_ms: i64) -> Result<u64, StoreError> {
+        let _g = self.write_guard().await;
+        with_pool!(self, p => {
+            Ok(sqlx::query("UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = $1, lease_until = NULL WHERE status = 'dead'")
+                .bind(now_ms)
+                .execute(p)
+                .await?
+                .rows_affected())
+        })
+    }
+}
