@@ -6,7 +6,7 @@ CREATE TABLE deliveries (
     repo          TEXT,
     number        BIGINT,
     outcome       TEXT    NOT NULL,          -- queued | ignored
-    notifications INTEGER NOT NULL,
+    notifications BIGINT  NOT NULL,
     received_at   BIGINT  NOT NULL           -- unix ms
 );
 CREATE INDEX deliveries_received ON deliveries (received_at);
@@ -29,7 +29,7 @@ CREATE TABLE outbox (
     kind            TEXT    NOT NULL,
     message         TEXT    NOT NULL,        -- JSON {text, blocks}
     status          TEXT    NOT NULL DEFAULT 'pending',  -- pending | sent | dead
-    attempts        INTEGER NOT NULL DEFAULT 0,
+    attempts        BIGINT  NOT NULL DEFAULT 0,
     next_attempt_at BIGINT  NOT NULL,
     lease_until     BIGINT,
     last_error      TEXT,

@@ -150,12 +150,21 @@ impl Store {
         self.dialect
     }
 
-    /// A cheap round trip, for `/readyz`.
+    /// Can a delivery be stored right now? For `/readyz`. On SQLite this takes
+    /// and releases the write lock, since a file that can be read but not
+    /// written must not report ready; on PostgreSQL a round trip suffices.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        with_pool!(self, p => {
-            let mut conn = p.acquire().await?;
-            conn.ping().await?;
-        });
+        match &self.pool {
+            Pool::Sqlite(p) => {
+                let _guard = self.write_guard().await;
+                let tx = p.begin_with("BEGIN IMMEDIATE").await?;
+                tx.rollback().await?;
+            }
+            Pool::Postgres(p) => {
+                let mut conn = p.acquire().await?;
+                conn.ping().await?;
+            }
+        }
         Ok(())
     }
 

@@ -1,0 +1,433 @@
+//! The HTTP contract GitHub (and an operator) sees: statuses and messages for
+//! every kind of input, signatures, dedup, health checks.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure with its message
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{SECRET, Server, fixture};
+use testkit::slack::{SlackConfig, SlackDouble};
+
+async fn server() -> (Server, SlackDouble) {
+    let slack = SlackDouble::start(SlackConfig::default()).await;
+    (
+        Server::start(Some(&slack), support::Launch::default()).await,
+        slack,
+    )
+}
+
+fn signed_headers<'a>(
+    event: &'a str,
+    delivery: &'a str,
+    sig: &'a str,
+    ctype: &'a str,
+) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("content-type", ctype),
+        ("x-github-event", event),
+        ("x-github-delivery", delivery),
+        ("x-hub-signature-256", sig),
+    ]
+}
+
+#[tokio::test]
+async fn githubs_signature_vector_over_http() {
+    // The documented vector: with this secret, this body has this signature.
+    let slack = SlackDouble::start(SlackConfig::default()).await;
+    let s = Server::start(
+        Some(&slack),
+        support::Launch {
+            env: vec![(
+                "GITHUB_WEBHOOK_SECRET".into(),
+                "It's a Secret to Everybody".into(),
+            )],
+            ..Default::default()
+        },
+    )
+    .await;
+    let sig = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+    // The body is not JSON, so getting past the signature check means a 400 about JSON, not a 401.
+    let (status, body) = s
+        .post_raw(
+            "/webhook",
+            &signed_headers("push", "vec-1", sig, "application/json"),
+            b"Hello, World!".to_vec(),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("body is not valid JSON"),
+        "{body}"
+    );
+    let (status, body) = s
+        .post_raw(
+            "/webhook",
+            &signed_headers("push", "vec-2", sig, "application/json"),
+            b"Hello, World?".to_vec(),
+        )
+        .await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        body,
+        json!({"error": "signature does not match (is the webhook secret the same on both sides?)"})
+    );
+}
+
+#[tokio::test]
+async fn bad_inputs_get_precise_statuses_and_messages() {
+    let (s, slack) = server().await;
+    let payload = fixture("pull_request.opened").to_string().into_bytes();
+    let sig = testkit::sign::sha256_header(SECRET.as_bytes(), &payload);
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<u8>, u16, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            "no signature",
+            vec![
+                ("content-type", "application/json"),
+                ("x-github-event", "pull_request"),
+                ("x-github-delivery", "b1"),
+            ],
+            payload.clone(),
+            401,
+            "missing X-Hub-Signature-256 header (set a secret on the GitHub webhook)",
+        ),
+        (
+            "wrong signature",
+            signed_headers(
+                "pull_request",
+                "b2",
+                "sha256=0000000000000000000000000000000000000000000000000000000000000000",
+                "application/json",
+            ),
+            payload.clone(),
+            401,
+            "signature does not match (is the webhook secret the same on both sides?)",
+        ),
+        (
+            "malformed signature",
+            signed_headers("pull_request", "b3", "sha256=zz", "application/json"),
+            payload.clone(),
+            401,
+            "malformed X-Hub-Signature-256 header: expected sha256= followed by 64 hex digits",
+        ),
+        (
+            "sha1 only, not allowed",
+            vec![
+                ("content-type", "application/json"),
+                ("x-github-event", "pull_request"),
+                ("x-github-delivery", "b4"),
+                (
+                    "x-hub-signature",
+                    "sha1=0000000000000000000000000000000000000000",
+                ),
+            ],
+            payload.clone(),
+            401,
+            "only an SHA-1 X-Hub-Signature was sent; it is not accepted unless github.allow_sha1_signatures is set",
+        ),
+        (
+            "missing event header",
+            vec![
+                ("content-type", "application/json"),
+                ("x-github-delivery", "b5"),
+                ("x-hub-signature-256", &sig),
+            ],
+            payload.clone(),
+            400,
+            "missing X-GitHub-Event header",
+        ),
+        (
+            "missing delivery header",
+            vec![
+                ("content-type", "application/json"),
+                ("x-github-event", "pull_request"),
+                ("x-hub-signature-256", &sig),
+            ],
+            payload.clone(),
+            400,
+            "missing X-GitHub-Delivery header",
+        ),
+        (
+            "other content type",
+            signed_headers("pull_request", "b6", &sig, "text/plain"),
+            payload.clone(),
+            415,
+            "unsupported Content-Type \"text/plain\": send application/json or application/x-www-form-urlencoded",
+        ),
+    ];
+    for (name, headers, body, status, message) in cases {
+        let (got, reply) = s.post_raw("/webhook", &headers, body).await;
+        assert_eq!(
+            (got, reply["error"].as_str().unwrap_or("")),
+            (status, message),
+            "{name}"
+        );
+    }
+
+    // Malformed JSON and a wrong shape, correctly signed.
+    for (body, status, prefix) in [
+        (
+            b"{\"action\":".to_vec(),
+            400,
+            "body is not valid JSON: EOF while parsing",
+        ),
+        (
+            br#"{"action":"opened","pull_request":{"number":"two"}}"#.to_vec(),
+            400,
+            "pull_request payload: pull_request.number: invalid type: string \"two\"",
+        ),
+    ] {
+        let sig = testkit::sign::sha256_header(SECRET.as_bytes(), &body);
+        let (got, reply) = s
+            .post_raw(
+                "/webhook",
+                &signed_headers("pull_request", "b7", &sig, "application/json"),
+                body,
+            )
+            .await;
+        assert_eq!(got, status);
+        assert!(
+            reply["error"].as_str().unwrap().starts_with(prefix),
+            "{reply}"
+        );
+    }
+
+    // A form body without payload=.
+    let form = b"foo=bar".to_vec();
+    let sig = testkit::sign::sha256_header(SECRET.as_bytes(), &form);
+    let (got, reply) = s
+        .post_raw(
+            "/webhook",
+            &signed_headers(
+                "pull_request",
+                "b8",
+                &sig,
+                "application/x-www-form-urlencoded",
+            ),
+            form,
+        )
+        .await;
+    assert_eq!(
+        (got, reply),
+        (400, json!({"error": "form body has no payload field"}))
+    );
+
+    // Nothing rejected reached Slack or the store.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(slack.posted().is_empty());
+    assert_eq!(
+        s.log_events("delivery rejected").len(),
+        10,
+        "one log line per rejected delivery"
+    );
+    assert!(s.log_events("delivery").is_empty());
+}
+
+#[tokio::test]
+async fn bodies_over_25_mb_get_413() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (s, _slack) = server().await;
+    // Announced as too large: refused before a byte of it is read.
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /webhook HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\nx-github-event: push\r\nx-github-delivery: big-1\r\ncontent-length: {}\r\n\r\n",
+        25 * 1024 * 1024 + 1
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let reply = String::from_utf8_lossy(&buf[..n]);
+    assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
+    assert!(
+        reply.ends_with(r#"{"error":"body larger than 25 MB (GitHub's limit)"}"#),
+        "{reply}"
+    );
+
+    // Streamed without a length (chunked): cut off at the limit.
+    let big = vec![b' '; 25 * 1024 * 1024 + 1];
+    let stream = futures_stream(big);
+    let resp = reqwest::Client::new()
+        .post(format!("{}/webhook", s.base))
+        .header("content-type", "application/json")
+        .header("x-github-event", "push")
+        .header("x-github-delivery", "big-2")
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await;
+    if let Ok(resp) = resp {
+        assert_eq!(resp.status().as_u16(), 413);
+    } // else: the server closed the connection mid-upload after answering, which is also a refusal.
+}
+
+/// The body in 1 MiB chunks, so no Content-Length is sent.
+fn futures_stream(
+    body: Vec<u8>,
+) -> impl futures_core::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+    struct Chunks(Vec<u8>, usize);
+    impl futures_core::Stream for Chunks {
+        type Item = Result<Vec<u8>, std::io::Error>;
+        fn poll_next(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Self::Item>> {
+            let start = self.1;
+            if start >= self.0.len() {
+                return std::task::Poll::Ready(None);
+            }
+            let end = (start + (1 << 20)).min(self.0.len());
+            self.1 = end;
+            std::task::Poll::Ready(Some(Ok(self.0[start..end].to_vec())))
+        }
+    }
+    Chunks(body, 0)
+}
+
+#[tokio::test]
+async fn form_encoded_payloads_like_the_ruby_prpr_and_post_root() {
+    let (s, slack) = server().await;
+    let payload = fixture("pull_request.review_requested.user").to_string();
+    let form = serde_urlencoded::to_string([("payload", payload.as_str())])
+        .unwrap()
+        .into_bytes();
+    let sig = testkit::sign::sha256_header(SECRET.as_bytes(), &form);
+    let (status, reply) = s
+        .post_raw(
+            "/",
+            &signed_headers(
+                "pull_request",
+                "form-1",
+                &sig,
+                "application/x-www-form-urlencoded",
+            ),
+            form,
+        )
+        .await;
+    assert_eq!(
+        (status, reply),
+        (202, json!({"status": "queued", "notifications": 1}))
+    );
+    let posted = slack.wait_for_posted(1, Duration::from_secs(5)).await;
+    assert_eq!(posted[0].channel, "U0OCTOCAT1");
+}
+
+#[tokio::test]
+async fn ping_unknown_events_and_duplicates() {
+    let (s, slack) = server().await;
+    assert_eq!(
+        s.deliver("ping", "p-1", &fixture("ping")).await,
+        (200, json!({"status": "pong"}))
+    );
+    assert_eq!(
+        s.deliver("push", "push-1", &fixture("push")).await,
+        (202, json!({"status": "ignored", "notifications": 0}))
+    );
+
+    let review = fixture("pull_request.review_requested.user");
+    assert_eq!(
+        s.deliver("pull_request", "dup-1", &review).await,
+        (202, json!({"status": "queued", "notifications": 1}))
+    );
+    // GitHub's "Redeliver" sends the same delivery ID again.
+    assert_eq!(
+        s.deliver("pull_request", "dup-1", &review).await,
+        (202, json!({"status": "duplicate"}))
+    );
+    assert_eq!(
+        s.deliver("pull_request", "dup-1", &review).await,
+        (202, json!({"status": "duplicate"}))
+    );
+    slack.wait_for_posted(1, Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        slack.posted().len(),
+        1,
+        "a redelivered ID produces no second message"
+    );
+
+    let lines = s.log_events("delivery");
+    let outcomes: Vec<&str> = lines
+        .iter()
+        .map(|l| l["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec!["ignored", "queued", "duplicate", "duplicate"]
+    );
+    let queued = &lines[1];
+    assert_eq!(queued["delivery_id"], "dup-1");
+    assert_eq!(queued["event"], "pull_request");
+    assert_eq!(queued["action"], "review_requested");
+    assert_eq!(queued["repo"], "Codertocat/Hello-World");
+    assert_eq!(queued["pr"], 2);
+    assert!(queued["latency_ms"].as_f64().is_some());
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let (s, _slack) = server().await;
+    assert_eq!(s.get("/healthz").await, (200, json!({"status": "ok"})));
+    assert_eq!(s.get("/readyz").await, (200, json!({"status": "ready"})));
+    assert_eq!(s.get("/nope").await, (404, json!({"error": "not found"})));
+}
+
+#[tokio::test]
+async fn store_unavailable_means_503_and_nothing_acknowledged_is_lost() {
+    use sqlx::Connection;
+    let (s, slack) = server().await;
+    // Another process holds SQLite's write lock (a stuck writer, a backup tool…).
+    let mut blocker = sqlx::SqliteConnection::connect(&s.database_url)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+
+    let (status, reply) = s
+        .deliver(
+            "pull_request",
+            "down-1",
+            &fixture("pull_request.review_requested.user"),
+        )
+        .await;
+    assert_eq!(
+        (status, reply),
+        (
+            503,
+            json!({"error": "store unavailable; the delivery was not stored, retry later"})
+        )
+    );
+    let (status, ready) = s.get("/readyz").await;
+    assert_eq!(status, 503, "{ready}");
+    assert_eq!(ready["status"], "unavailable");
+
+    sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
+    drop(blocker);
+    assert_eq!(s.get("/readyz").await.0, 200);
+    // GitHub (or an operator) redelivers the refused delivery: it is processed as new.
+    let (status, reply) = s
+        .deliver(
+            "pull_request",
+            "down-1",
+            &fixture("pull_request.review_requested.user"),
+        )
+        .await;
+    assert_eq!(
+        (status, reply),
+        (202, json!({"status": "queued", "notifications": 1}))
+    );
+    assert_eq!(
+        slack.wait_for_posted(1, Duration::from_secs(5)).await.len(),
+        1
+    );
+    let _: Value = json!(null);
+}

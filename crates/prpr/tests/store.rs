@@ -1,0 +1,292 @@
+//! The store contract, run against SQLite and PostgreSQL alike.
+//!
+//! Each scenario is written once as an `async fn(Store)`; the macro at the end
+//! runs it on a fresh SQLite file and on a fresh PostgreSQL database (skipped,
+//! with a message, when no PostgreSQL is reachable and `PRPR_REQUIRE_POSTGRES`
+//! is not set).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure with its message
+
+mod support;
+
+use std::sync::Arc;
+
+use prpr::github::Subject;
+use prpr::rules::{Decision, Kind, Notification, PrState};
+use prpr::slack::message::Message;
+use prpr::store::{DeliveryMeta, OutboxStatus, Recorded, Store};
+
+fn subject(repo: &str, number: u64) -> Subject {
+    Subject {
+        action: Some("review_requested".into()),
+        repo: Some(repo.into()),
+        number: Some(number),
+    }
+}
+
+fn note(channel: &str, text: &str) -> Notification {
+    Notification {
+        channel: channel.into(),
+        kind: Kind::ReviewRequested,
+        message: Message::from_mrkdwn(text.into()),
+    }
+}
+
+/// Records delivery `id` for acme/app#`n`, queuing `notes` and adding `login` to `requested`.
+async fn record(
+    store: &Store,
+    id: &str,
+    n: u64,
+    login: &str,
+    notes: Vec<Notification>,
+) -> Recorded {
+    let s = subject("acme/app", n);
+    let meta = DeliveryMeta {
+        id,
+        event: "pull_request",
+        subject: &s,
+    };
+    store
+        .record(&meta, 1_000, |state| {
+            let mut next = state.clone();
+            next.requested.insert(login.into());
+            Decision {
+                notifications: notes,
+                state: Some(next),
+                skipped: vec![],
+            }
+        })
+        .await
+        .expect("record")
+}
+
+async fn dedup_and_state(store: Store) {
+    let r = record(&store, "d1", 1, "alice", vec![note("U1", "hello")]).await;
+    assert!(
+        matches!(&r, Recorded::Stored { queued, .. } if queued.len() == 1),
+        "{r:?}"
+    );
+    assert_eq!(
+        record(&store, "d1", 1, "bob", vec![note("U1", "again")]).await,
+        Recorded::Duplicate
+    );
+    // The duplicate changed nothing: state and outbox as after the first.
+    let st = store.pr_state("acme/app", 1).await.unwrap().unwrap();
+    assert_eq!(
+        st.requested.into_iter().collect::<Vec<_>>(),
+        vec!["alice".to_string()]
+    );
+    assert_eq!(store.list(true, 100).await.unwrap().len(), 1);
+    // The rules see the state left by earlier deliveries.
+    let s = subject("acme/app", 1);
+    let meta = DeliveryMeta {
+        id: "d2",
+        event: "pull_request",
+        subject: &s,
+    };
+    store
+        .record(&meta, 2_000, |state| {
+            assert!(state.requested.contains("alice"));
+            Decision::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.delivery_count().await.unwrap(), 2);
+}
+
+async fn channel_heads_in_order_one_at_a_time(store: Store) {
+    record(
+        &store,
+        "a",
+        1,
+        "x",
+        vec![note("C1", "c1-first"), note("C2", "c2-first")],
+    )
+    .await;
+    record(&store, "b", 2, "x", vec![note("C1", "c1-second")]).await;
+    let heads = store.due(5_000, 10).await.unwrap();
+    let texts: Vec<&str> = heads.iter().map(|h| h.message.text.as_str()).collect();
+    assert_eq!(
+        texts,
+        vec!["c1-first", "c2-first"],
+        "only the oldest message per channel"
+    );
+    // A claimed head blocks its channel; the claim is exclusive.
+    assert!(store.claim(heads[0].id, 5_000, 65_000).await.unwrap());
+    assert!(
+        !store.claim(heads[0].id, 5_000, 65_000).await.unwrap(),
+        "second claim must fail"
+    );
+    let texts: Vec<String> = store
+        .due(5_000, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| h.message.text)
+        .collect();
+    assert_eq!(texts, vec!["c2-first".to_string()]);
+    // Sent: the next one of C1 becomes the head.
+    store
+        .mark_sent(heads[0].id, 6_000, Some("1700000000.000100"))
+        .await
+        .unwrap();
+    let texts: Vec<String> = store
+        .due(6_000, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| h.message.text)
+        .collect();
+    assert_eq!(
+        texts,
+        vec!["c2-first".to_string(), "c1-second".to_string()],
+        "oldest head first"
+    );
+    // An expired lease frees the message for another sender.
+    let c2 = store
+        .due(6_000, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|h| h.channel == "C2")
+        .unwrap();
+    assert!(store.claim(c2.id, 6_000, 7_000).await.unwrap());
+    assert!(!store.claim(c2.id, 6_500, 9_000).await.unwrap());
+    assert!(
+        store.claim(c2.id, 7_000, 9_000).await.unwrap(),
+        "lease expired"
+    );
+}
+
+async fn retries_dead_letters_and_requeue(store: Store) {
+    record(
+        &store,
+        "a",
+        1,
+        "x",
+        vec![note("C1", "one"), note("C1", "two")],
+    )
+    .await;
+    let head = store.due(2_000, 10).await.unwrap().remove(0);
+    store.claim(head.id, 2_000, 60_000).await.unwrap();
+    store
+        .reschedule(head.id, 10_000, true, "HTTP 503")
+        .await
+        .unwrap();
+    assert!(
+        store.due(5_000, 10).await.unwrap().is_empty(),
+        "head waits; the channel waits with it (order)"
+    );
+    assert_eq!(store.next_due_at().await.unwrap(), Some(10_000));
+    let again = store.due(10_000, 10).await.unwrap().remove(0);
+    assert_eq!((again.id, again.attempts), (head.id, 1));
+    store
+        .reschedule(head.id, 10_000, false, "rate limited")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.due(10_000, 10).await.unwrap()[0].attempts,
+        1,
+        "rate limiting is not an attempt"
+    );
+    store.mark_dead(head.id, "channel_not_found").await.unwrap();
+    let texts: Vec<String> = store
+        .due(10_000, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| h.message.text)
+        .collect();
+    assert_eq!(
+        texts,
+        vec!["two".to_string()],
+        "a dead head no longer blocks"
+    );
+    let rows = store.list(false, 10).await.unwrap();
+    let dead = rows.iter().find(|r| r.id == head.id).unwrap();
+    assert_eq!(
+        (dead.status, dead.last_error.as_deref()),
+        (OutboxStatus::Dead, Some("channel_not_found"))
+    );
+    assert_eq!(store.retry_all_dead(20_000).await.unwrap(), 1);
+    assert!(store.retry(head.id, 20_000).await.unwrap());
+    assert!(!store.retry(424242, 20_000).await.unwrap());
+}
+
+async fn concurrent_deliveries_for_one_pr_lose_no_update(store: Store) {
+    let store = Arc::new(store);
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            record(&store, &format!("c{i}"), 5, &format!("user{i}"), vec![]).await;
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let st: PrState = store.pr_state("acme/app", 5).await.unwrap().unwrap();
+    assert_eq!(
+        st.requested.len(),
+        20,
+        "every delivery's state change survived: {st:?}"
+    );
+}
+
+async fn prune_keeps_recent_rows(store: Store) {
+    record(&store, "old", 1, "x", vec![]).await; // received_at 1_000
+    let s = subject("acme/app", 2);
+    let meta = DeliveryMeta {
+        id: "new",
+        event: "pull_request",
+        subject: &s,
+    };
+    store
+        .record(&meta, 50_000, |_| Decision::default())
+        .await
+        .unwrap();
+    assert_eq!(store.prune(10_000).await.unwrap(), 1);
+    assert_eq!(store.delivery_count().await.unwrap(), 1);
+    // A pruned ID would be accepted again — which is why the window (30 days) is far beyond GitHub's 3-day redelivery.
+}
+
+async fn sqlite_store() -> Option<(Store, tempfile::TempDir)> {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    Some((Store::connect(&url).await.expect("sqlite"), dir))
+}
+
+async fn postgres_store() -> Option<(Store, ())> {
+    let url = support::postgres_db().await?;
+    Some((Store::connect(&url).await.expect("postgres"), ()))
+}
+
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let (store, _dir) = super::sqlite_store().await.unwrap();
+                    super::$name(store).await;
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some((store, _)) = super::postgres_store().await else { return };
+                    super::$name(store).await;
+                }
+            )*
+        }
+    };
+}
+
+both_backends!(
+    dedup_and_state,
+    channel_heads_in_order_one_at_a_time,
+    retries_dead_letters_and_requeue,
+    concurrent_deliveries_for_one_pr_lose_no_update,
+    prune_keeps_recent_rows,
+);

@@ -1,0 +1,358 @@
+//! Test harness: the real `prpr` binary on a random port, against a Slack
+//! double, a real SQLite file or a fresh PostgreSQL database.
+// Test helpers panic on purpose: a failed setup is a failed test, with its message.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+pub const SECRET: &str = "test-webhook-secret";
+pub const TOKEN: &str = testkit::slack::DEFAULT_TOKEN;
+
+/// Members and channels most tests use.
+pub const BASE_CONFIG: &str = r#"
+[notify]
+channel = "C0GENERAL1"
+
+[slack]
+per_channel_per_sec = 50.0
+burst = 50
+retry_initial_ms = 50
+retry_max_ms = 400
+timeout_secs = 2
+
+[members]
+octocat = "U0OCTOCAT1"
+Codertocat = "U0CODERTO1"
+hubot = "U0HUBOT001"
+"#;
+
+pub fn fixture(name: &str) -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/github")
+        .join(format!("{name}.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).expect("fixture is JSON")
+}
+
+/// How to start a server.
+pub struct Launch {
+    pub config: String,
+    pub env: Vec<(String, String)>,
+    pub args: Vec<String>,
+    pub database_url: Option<String>,
+}
+
+impl Default for Launch {
+    fn default() -> Self {
+        Launch {
+            config: BASE_CONFIG.to_string(),
+            env: Vec::new(),
+            args: Vec::new(),
+            database_url: None,
+        }
+    }
+}
+
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub dir: Arc<tempfile::TempDir>,
+    pub database_url: String,
+    lines: Arc<Mutex<Vec<String>>>,
+    launch_env: Vec<(String, String)>,
+    launch_args: Vec<String>,
+    config_path: PathBuf,
+    http: reqwest::Client,
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_prpr")
+}
+
+impl Server {
+    /// Starts `prpr serve` with a fresh SQLite file (unless the launch names a
+    /// database) and waits until it listens.
+    pub async fn start(slack: Option<&testkit::slack::SlackDouble>, launch: Launch) -> Server {
+        let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+        let config_path = dir.path().join("prpr.toml");
+        std::fs::write(&config_path, &launch.config).expect("write config");
+        let database_url = launch
+            .database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("prpr.db").display()));
+        let mut env = vec![
+            ("GITHUB_WEBHOOK_SECRET".to_string(), SECRET.to_string()),
+            ("DATABASE_URL".to_string(), database_url.clone()),
+        ];
+        if let Some(s) = slack {
+            env.push(("SLACK_BOT_TOKEN".into(), TOKEN.into()));
+            env.push(("SLACK_API_URL".into(), s.api_url()));
+        }
+        env.extend(launch.env);
+        Server::spawn(dir, config_path, database_url, env, launch.args).await
+    }
+
+    async fn spawn(
+        dir: Arc<tempfile::TempDir>,
+        config_path: PathBuf,
+        database_url: String,
+        env: Vec<(String, String)>,
+        args: Vec<String>,
+    ) -> Server {
+        let mut cmd = Command::new(bin());
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(&config_path)
+            .args(&args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("PORT", "0")
+            .env("LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().expect("spawn prpr");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let lines = lines.clone();
+            tokio::spawn(async move {
+                let mut r = BufReader::new(stream).lines();
+                while let Ok(Some(line)) = r.next_line().await {
+                    lines.lock().unwrap().push(line);
+                }
+            });
+        }
+        let started = Instant::now();
+        let addr = loop {
+            if let Some(addr) = lines.lock().unwrap().iter().find_map(|l| {
+                let v: Value = serde_json::from_str(l).ok()?;
+                (v["message"] == "prpr listening")
+                    .then(|| v["addr"].as_str().map(str::to_string))?
+            }) {
+                break addr;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "prpr exited with {status} before listening:\n{}",
+                    lines.lock().unwrap().join("\n")
+                );
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "prpr did not start:\n{}",
+                lines.lock().unwrap().join("\n")
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let port = addr.rsplit(':').next().expect("port").to_string();
+        Server {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            dir,
+            database_url,
+            lines,
+            launch_env: env,
+            launch_args: args,
+            config_path,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// A new process on the same database and config (after a crash or stop).
+    pub async fn restart(self) -> Server {
+        let Server {
+            dir,
+            config_path,
+            database_url,
+            launch_env,
+            launch_args,
+            mut child,
+            ..
+        } = self;
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+        Server::spawn(dir, config_path, database_url, launch_env, launch_args).await
+    }
+
+    pub fn log(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// Parsed JSON log lines whose message is `message`.
+    pub fn log_events(&self, message: &str) -> Vec<Value> {
+        self.log()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["message"] == message)
+            .collect()
+    }
+
+    /// Console-publisher lines (`[channel] text`).
+    pub fn console_lines(&self) -> Vec<String> {
+        self.log()
+            .into_iter()
+            .filter(|l| l.starts_with('['))
+            .collect()
+    }
+
+    /// POSTs a signed JSON delivery.
+    pub async fn deliver(&self, event: &str, delivery: &str, payload: &Value) -> (u16, Value) {
+        let body = payload.to_string().into_bytes();
+        let sig = testkit::sign::sha256_header(SECRET.as_bytes(), &body);
+        self.post_raw(
+            "/webhook",
+            &[
+                ("content-type", "application/json"),
+                ("x-github-event", event),
+                ("x-github-delivery", delivery),
+                ("x-hub-signature-256", &sig),
+            ],
+            body,
+        )
+        .await
+    }
+
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> (u16, Value) {
+        let mut req = self.http.post(format!("{}{path}", self.base)).body(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, json)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("running")
+    }
+
+    /// SIGKILL, as the kernel's OOM killer or ECS after the stop timeout would.
+    pub async fn kill9(&mut self) {
+        self.child.start_kill().expect("kill");
+        let _ = self.child.wait().await;
+    }
+
+    pub fn sigterm(&self) {
+        let ok = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid().to_string())
+            .status()
+            .expect("kill");
+        assert!(ok.success());
+    }
+
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .ok()
+            .and_then(Result::ok)
+    }
+
+    /// Runs another prpr command against this server's config and database.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(bin())
+            .args(args)
+            .arg("--config")
+            .arg(&self.config_path)
+            .env_clear()
+            .env("DATABASE_URL", &self.database_url)
+            .env("LOG_FORMAT", "json")
+            .output()
+            .expect("run prpr")
+    }
+}
+
+/// Polls `f` until it returns true or `timeout` passes.
+pub async fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    f()
+}
+
+// ---- PostgreSQL -------------------------------------------------------------
+
+/// A fresh PostgreSQL database for one test, or `None` (with a message) when
+/// no server is reachable. `PRPR_REQUIRE_POSTGRES=1` (set by `.ci/run`) turns
+/// a missing server into a failure, so CI cannot silently skip these suites.
+pub async fn postgres_db() -> Option<String> {
+    use sqlx::Connection;
+    let admin = std::env::var("PRPR_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let required = std::env::var("PRPR_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
+    let conn =
+        tokio::time::timeout(Duration::from_secs(3), sqlx::PgConnection::connect(&admin)).await;
+    let mut conn = match conn {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
+            assert!(
+                !required,
+                "PostgreSQL required but not reachable at {admin}: {e}"
+            );
+            eprintln!(
+                "SKIPPED: PostgreSQL not reachable at {admin} ({e}); set PRPR_TEST_POSTGRES_URL to run the PostgreSQL suites"
+            );
+            return None;
+        }
+        Err(_) => {
+            assert!(!required, "PostgreSQL required but {admin} did not answer");
+            eprintln!(
+                "SKIPPED: PostgreSQL at {admin} did not answer; set PRPR_TEST_POSTGRES_URL to run the PostgreSQL suites"
+            );
+            return None;
+        }
+    };
+    let name = format!("prpr_test_{}_{}", std::process::id(), fastrand::u64(..));
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
+    let base = admin
+        .rsplit_once('/')
+        .map(|(b, _)| b.to_string())
+        .unwrap_or(admin.clone());
+    Some(format!("{base}/{name}"))
+}
