@@ -6,6 +6,7 @@
 //! messages not yet started stay queued for the next start. All of it within
 //! [`SHUTDOWN_BUDGET`], under Fargate's default 30 s before SIGKILL.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,7 +75,42 @@ pub async fn connect_store(url: &str) -> anyhow::Result<Store> {
     }
 }
 
-pub async fn serve(cfg: Config, opts: ServeOptions) -> anyhow::Result<()> {
+/// Turns the Slack names of a prpr-era `MEMBERS.md` (` * @alice: @alice_slack`)
+/// into user IDs with `users.list`, so those members get real mentions and DMs.
+/// Without the `users:read` scope, or if Slack is down, they stay plain-text
+/// names and prpr says so.
+pub async fn resolve_member_handles(cfg: &mut Config, client: &SlackClient) {
+    if cfg.notify.members.handles() == 0 {
+        return;
+    }
+    match tokio::time::timeout(Duration::from_secs(20), client.list_users()).await {
+        Ok(Ok(users)) => {
+            let mut directory = HashMap::new();
+            for u in users.into_iter().filter(|u| !u.deleted) {
+                if !u.profile.display_name.is_empty() {
+                    directory
+                        .entry(u.profile.display_name.to_lowercase())
+                        .or_insert_with(|| u.id.clone());
+                }
+                directory.insert(u.name.to_lowercase(), u.id);
+            }
+            let unresolved = cfg.notify.members.resolve_handles(&directory);
+            if unresolved.is_empty() {
+                tracing::info!("resolved every Slack name in the member map to a user ID");
+            } else {
+                tracing::warn!(unresolved = %unresolved.join(", "), "Slack names not found in the workspace: shown as plain text, no DMs");
+            }
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "cannot resolve Slack names to IDs (users.list needs the users:read scope); those members are shown as plain text")
+        }
+        Err(_) => {
+            tracing::warn!("users.list timed out; Slack names in the member map stay plain text")
+        }
+    }
+}
+
+pub async fn serve(mut cfg: Config, opts: ServeOptions) -> anyhow::Result<()> {
     let verifier = match (&cfg.github.webhook_secret, opts.insecure_accept_unsigned) {
         (Some(secret), _) => Some(Verifier::new(secret.clone(), cfg.github.allow_sha1)),
         (None, true) => {
@@ -100,6 +136,7 @@ pub async fn serve(cfg: Config, opts: ServeOptions) -> anyhow::Result<()> {
             }
             Err(_) => tracing::warn!("Slack auth.test timed out; continuing"),
         }
+        resolve_member_handles(&mut cfg, client).await;
     }
 
     let addr = SocketAddr::from(([0, 0, 0, 0], cfg.port));

@@ -255,8 +255,12 @@ async fn replay(
             return Ok(ExitCode::from(2));
         }
     };
+    let mut cfg = cfg;
     let store = app::connect_store(&cfg.database_url).await?;
     let publisher = app::publisher(&cfg)?;
+    if let prpr::slack::Publisher::Slack(client) = &publisher {
+        app::resolve_member_handles(&mut cfg, client).await;
+    }
     let id = delivery_id.unwrap_or_else(|| format!("replay-{}", now_ms()));
     let queued =
         match pipeline::ingest(&store, &cfg.notify, &id, event_name, &event, now_ms()).await? {

@@ -375,3 +375,57 @@ async fn members_md_in_prpr_format_with_a_bad_line() {
     let posted = expect_posts(&slack, 1).await;
     assert_eq!(posted[0].channel, "U0FROMMD01");
 }
+
+#[tokio::test]
+async fn slack_names_from_a_prpr_members_md_are_resolved_to_ids() {
+    use testkit::slack::SlackUser;
+    let slack = SlackDouble::start(SlackConfig {
+        users: vec![
+            SlackUser {
+                id: "U0OCTOSLK1".into(),
+                name: "octo_slack".into(),
+                display_name: "Octo".into(),
+                deleted: false,
+            },
+            SlackUser {
+                id: "U0OLDOLD01".into(),
+                name: "gone".into(),
+                display_name: String::new(),
+                deleted: true,
+            },
+        ],
+        ..SlackConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let members = dir.path().join("MEMBERS.md");
+    // The Ruby prpr's format: GitHub login → Slack name.
+    std::fs::write(
+        &members,
+        " * @octocat: @octo_slack\n * @Codertocat: @gone\n",
+    )
+    .unwrap();
+    let s = Server::start(
+        Some(&slack),
+        Launch {
+            config: "[notify]\nchannel = \"C0GENERAL1\"\n".into(),
+            env: vec![("PRPR_MEMBERS_FILE".into(), members.display().to_string())],
+            ..Launch::default()
+        },
+    )
+    .await;
+    let warn = s.log_events("Slack names not found in the workspace: shown as plain text, no DMs");
+    assert_eq!(warn.len(), 1, "{:#?}", s.log());
+    assert_eq!(warn[0]["unresolved"], "gone");
+    s.deliver(
+        "pull_request",
+        "names-1",
+        &fixture("pull_request.review_requested.user"),
+    )
+    .await;
+    let posted = expect_posts(&slack, 1).await;
+    assert_eq!(
+        posted[0].channel, "U0OCTOSLK1",
+        "a real DM, not a plain-text @name"
+    );
+}

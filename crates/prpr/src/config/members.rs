@@ -86,6 +86,23 @@ impl Members {
         self.map.is_empty()
     }
 
+    /// Replaces Slack names by IDs using `directory` (lower-cased Slack name →
+    /// user ID). Returns the names that could not be resolved, which stay
+    /// plain-text names.
+    pub fn resolve_handles(&mut self, directory: &HashMap<String, String>) -> Vec<String> {
+        let mut unresolved = Vec::new();
+        for user in self.map.values_mut() {
+            if let SlackUser::Handle(handle) = user {
+                match directory.get(&handle.to_lowercase()) {
+                    Some(id) => *user = SlackUser::Id(id.clone()),
+                    None => unresolved.push(handle.clone()),
+                }
+            }
+        }
+        unresolved.sort();
+        unresolved
+    }
+
     /// How many members are known only by a Slack name (no ID).
     pub fn handles(&self) -> usize {
         self.map
@@ -221,6 +238,20 @@ mod tests {
         assert_eq!(m.get("@octocat"), Some(&SlackUser::Id("U012AB3CD".into())));
         assert_eq!(m.get("OCTOCAT"), Some(&SlackUser::Id("U012AB3CD".into())));
         assert_eq!(m.get("other"), None);
+    }
+
+    #[test]
+    fn handles_resolve_to_ids_case_insensitively() {
+        let mut m = Members::default();
+        m.insert("alice", SlackUser::Handle("Alice_Slack".into()));
+        m.insert("bob", SlackUser::Handle("bob_gone".into()));
+        m.insert("carol", SlackUser::Id("U0CAROL01".into()));
+        let dir: HashMap<String, String> =
+            [("alice_slack".to_string(), "U0ALICE01".to_string())].into();
+        assert_eq!(m.resolve_handles(&dir), vec!["bob_gone".to_string()]);
+        assert_eq!(m.get("alice"), Some(&SlackUser::Id("U0ALICE01".into())));
+        assert_eq!(m.get("bob"), Some(&SlackUser::Handle("bob_gone".into())));
+        assert_eq!(m.handles(), 1);
     }
 
     #[test]

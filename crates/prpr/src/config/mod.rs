@@ -757,7 +757,7 @@ fn validate(cfg: &Config, problems: &mut Vec<Problem>) {
         problems.push(warning(
             SRC,
             None,
-            format!("{handles} member(s) are mapped to a Slack name, not a user ID: they are shown as plain text and get no DM; map them to IDs (U…)"),
+            format!("{handles} member(s) are mapped to a Slack name, not a user ID: at start prpr looks them up with users.list (scope users:read); any it cannot find are shown as plain text and get no DM. Map them to IDs (U…) to be sure"),
         ));
     }
 }

@@ -36,6 +36,41 @@ struct ApiResponse {
     user_id: Option<String>,
 }
 
+/// One workspace member from `users.list`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SlackMember {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub deleted: bool,
+    #[serde(default)]
+    pub profile: MemberProfile,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct MemberProfile {
+    #[serde(default)]
+    pub display_name: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct UsersPage {
+    ok: bool,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    members: Vec<SlackMember>,
+    #[serde(default)]
+    response_metadata: Option<ResponseMetadata>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ResponseMetadata {
+    #[serde(default)]
+    next_cursor: String,
+}
+
 /// Who the token belongs to (from `auth.test`), logged at start-up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
@@ -110,6 +145,57 @@ impl SlackClient {
             team: resp.team.unwrap_or_default(),
             user_id: resp.user_id.unwrap_or_default(),
         })
+    }
+
+    /// Every member of the workspace (`users.list`, paginated; needs the
+    /// `users:read` scope). Used once at start-up to turn the Slack names of a
+    /// prpr-era `MEMBERS.md` into user IDs.
+    pub async fn list_users(&self) -> Result<Vec<SlackMember>, SendError> {
+        let url = format!("{}/users.list", self.api_url);
+        let mut cursor = String::new();
+        let mut all = Vec::new();
+        // A generous bound: 200 per page, so 100 pages is a 20,000-person workspace.
+        for _ in 0..100 {
+            let mut query = vec![("limit", "200")];
+            if !cursor.is_empty() {
+                query.push(("cursor", cursor.as_str()));
+            }
+            let query = serde_urlencoded::to_string(&query)
+                .map_err(|e| SendError::Permanent(e.to_string()))?;
+            let resp = self
+                .http
+                .get(format!("{url}?{query}"))
+                .bearer_auth(self.token.expose())
+                .send()
+                .await
+                .map_err(|e| SendError::Transient(describe(&e)))?;
+            if resp.status() == StatusCode::TOO_MANY_REQUESTS {
+                return Err(SendError::RateLimited(retry_after(resp.headers())));
+            }
+            if !resp.status().is_success() {
+                return Err(SendError::Transient(format!(
+                    "Slack answered HTTP {} to users.list",
+                    resp.status().as_u16()
+                )));
+            }
+            let page: UsersPage = resp.json().await.map_err(|e| {
+                SendError::Transient(format!("unreadable users.list response: {}", describe(&e)))
+            })?;
+            if !page.ok {
+                return Err(SendError::Permanent(
+                    page.error.unwrap_or_else(|| "unknown_error".into()),
+                ));
+            }
+            all.extend(page.members);
+            cursor = page
+                .response_metadata
+                .map(|m| m.next_cursor)
+                .unwrap_or_default();
+            if cursor.is_empty() {
+                break;
+            }
+        }
+        Ok(all)
     }
 
     async fn call(&self, method: &str, body: &serde_json::Value) -> Result<ApiResponse, SendError> {
