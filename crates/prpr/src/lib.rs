@@ -15,7 +15,8 @@
 //! 7. [`slack`] — message formatting and the publishers (Slack Web API or console).
 //!
 //! [`config`] holds settings and the GitHub→Slack member map; [`telemetry`] sets up
-//! JSON logs.
+//! JSON logs; [`webhook_setup`] registers the webhook on a repository
+//! (`prpr webhook`), the one place prpr calls the GitHub API.
 
 pub mod app;
 pub mod config;
@@ -27,3 +28,4 @@ pub mod rules;
 pub mod slack;
 pub mod store;
 pub mod telemetry;
+pub mod webhook_setup;

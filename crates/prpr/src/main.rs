@@ -62,6 +62,16 @@ enum Command {
         /// The JSON payload file, or - for stdin.
         file: PathBuf,
     },
+    /// Create or update the repository webhook that sends prpr its events
+    /// (the Ruby prpr's `bin/webhook`). Needs GITHUB_TOKEN and the webhook secret.
+    Webhook {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The repository, OWNER/REPO.
+        repo: String,
+        /// prpr's public URL, e.g. https://prpr.example.com/webhook.
+        url: String,
+    },
     /// Inspect and requeue notifications.
     Outbox {
         #[command(subcommand)]
@@ -198,6 +208,36 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             replay(cfg, &event, delivery_id, &file).await
         }
         Command::Outbox { command } => outbox(command).await,
+        Command::Webhook { config, repo, url } => {
+            let Some(cfg) = load_config(&config, true) else {
+                return Ok(ExitCode::FAILURE);
+            };
+            let (Some(token), Some(secret)) = (&cfg.github.token, &cfg.github.webhook_secret)
+            else {
+                eprintln!(
+                    "prpr: `prpr webhook` needs GITHUB_TOKEN (to call the GitHub API) and GITHUB_WEBHOOK_SECRET (to sign deliveries)"
+                );
+                return Ok(ExitCode::from(2));
+            };
+            let api = prpr::webhook_setup::GitHubApi::new(&cfg.github.api_url, token.clone())?;
+            match api.install(&repo, &url, secret).await {
+                Ok(prpr::webhook_setup::Installed::Created { id }) => {
+                    println!("created webhook {id} on {repo} → {url}")
+                }
+                Ok(prpr::webhook_setup::Installed::Updated { id }) => {
+                    println!("updated webhook {id} on {repo} → {url}")
+                }
+                Err(e) => {
+                    eprintln!("prpr: {e}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+            println!(
+                "events: {}; content type json; signed with the configured secret",
+                prpr::webhook_setup::EVENTS.join(", ")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Config {
             command: ConfigCommand::Example,
         } => {

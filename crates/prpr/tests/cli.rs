@@ -155,3 +155,103 @@ async fn the_server_on_postgresql() {
     assert_eq!(posted[0].channel, "U0OCTOCAT1");
     assert!(s.log_events("prpr listening")[0]["store"] == "postgres");
 }
+
+#[tokio::test]
+async fn webhook_command_creates_then_updates_the_hook() {
+    let gh = testkit::github::GitHubDouble::start("ghp_test").await;
+    // 120 unrelated hooks first: the command must page through them.
+    for i in 0..120 {
+        gh.add_hook("acme/app", &format!("https://other.example/{i}"), &["push"]);
+    }
+    let api = gh.api_url();
+    let env = [
+        ("GITHUB_API_URL", api.as_str()),
+        ("GITHUB_TOKEN", "ghp_test"),
+        ("GITHUB_WEBHOOK_SECRET", "s3cret"),
+    ];
+    let run = |env: &[(&str, &str)]| {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let env: Vec<(&str, &str)> =
+                    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                prpr(
+                    &["webhook", "acme/app", "https://prpr.example.com/webhook"],
+                    &env,
+                )
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let out = run(&env).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .starts_with("created webhook 121 on acme/app → https://prpr.example.com/webhook")
+    );
+    let hook = gh
+        .hooks("acme/app")
+        .into_iter()
+        .find(|h| h.url == "https://prpr.example.com/webhook")
+        .unwrap();
+    assert_eq!(hook.content_type, "json");
+    assert_eq!(hook.secret.as_deref(), Some("s3cret"));
+    assert_eq!(
+        hook.events,
+        vec![
+            "pull_request",
+            "pull_request_review",
+            "pull_request_review_comment",
+            "issue_comment"
+        ]
+    );
+
+    // Again, with a new secret: the same hook is updated, not duplicated.
+    let env2 = [
+        ("GITHUB_API_URL", api.as_str()),
+        ("GITHUB_TOKEN", "ghp_test"),
+        ("GITHUB_WEBHOOK_SECRET", "rotated"),
+    ];
+    let out = run(&env2).await;
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("updated webhook 121 on acme/app"));
+    let ours: Vec<_> = gh
+        .hooks("acme/app")
+        .into_iter()
+        .filter(|h| h.url == "https://prpr.example.com/webhook")
+        .collect();
+    assert_eq!(ours.len(), 1);
+    assert_eq!(ours[0].secret.as_deref(), Some("rotated"));
+
+    // A bad token, an unknown repository: precise errors, exit 1.
+    let bad = [
+        ("GITHUB_API_URL", api.as_str()),
+        ("GITHUB_TOKEN", "wrong"),
+        ("GITHUB_WEBHOOK_SECRET", "s"),
+    ];
+    let out = run(&bad).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("GitHub rejected the token (401 Bad credentials)")
+    );
+    let missing = tokio::task::spawn_blocking(move || {
+        prpr(
+            &["webhook", "acme/app", "https://x/webhook"],
+            &[("GITHUB_TOKEN", "t")],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("needs GITHUB_TOKEN"));
+    // The token never appears in what the command prints.
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("wrong"));
+}

@@ -1,6 +1,8 @@
-//! A double of the GitHub REST API: `GET /repos/{owner}/{repo}` and
-//! `GET /repos/{owner}/{repo}/contents/{path}?ref=…`, with GitHub's auth
-//! errors, 404 bodies, rate-limit headers and injectable faults.
+//! A double of the GitHub REST API: `GET /repos/{owner}/{repo}`,
+//! `GET /repos/{owner}/{repo}/contents/{path}?ref=…`, and repository webhooks
+//! (`GET`/`POST /repos/{owner}/{repo}/hooks`, `PATCH …/hooks/{id}`, paginated
+//! with `per_page`/`page` and a `Link` header), with GitHub's auth errors, 404
+//! and 422 bodies, rate-limit headers and injectable faults.
 //!
 //! Repositories are private: a request without `Authorization` gets 404, as
 //! GitHub answers for a private repository it will not reveal.
@@ -70,6 +72,7 @@ struct GhState {
     requests: Vec<(String, String, u16)>,
     fault: Option<GitHubFault>,
     used: u64,
+    next_hook_id: u64,
 }
 
 struct Repo {
@@ -77,6 +80,42 @@ struct Repo {
     default_branch: String,
     /// branch → path → content.
     files: HashMap<String, BTreeMap<String, String>>,
+    hooks: Vec<Hook>,
+}
+
+/// A repository webhook as stored by the double (the secret unmasked, so
+/// tests can check what a client set).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hook {
+    pub id: u64,
+    pub url: String,
+    pub content_type: String,
+    pub secret: Option<String>,
+    pub insecure_ssl: String,
+    pub events: Vec<String>,
+    pub active: bool,
+}
+
+impl Hook {
+    /// As the API shows it: the secret masked.
+    fn json(&self, repo: &str) -> Value {
+        let mut config = json!({"content_type": self.content_type, "insecure_ssl": self.insecure_ssl, "url": self.url});
+        if self.secret.is_some() {
+            config["secret"] = json!("********");
+        }
+        json!({
+            "type": "Repository",
+            "id": self.id,
+            "name": "web",
+            "active": self.active,
+            "events": self.events,
+            "config": config,
+            "updated_at": "2026-11-27T10:00:00Z",
+            "created_at": "2026-11-27T10:00:00Z",
+            "url": format!("https://api.github.com/repos/{repo}/hooks/{}", self.id),
+            "ping_url": format!("https://api.github.com/repos/{repo}/hooks/{}/pings", self.id),
+        })
+    }
 }
 
 impl Repo {
@@ -85,6 +124,7 @@ impl Repo {
             full_name: full_name.to_owned(),
             default_branch: "main".to_owned(),
             files: HashMap::new(),
+            hooks: Vec::new(),
         }
     }
 }
@@ -171,6 +211,37 @@ impl GitHubDouble {
         };
     }
 
+    /// Adds a webhook to `repo` (creating the repository), as if set up by hand.
+    pub fn add_hook(&self, repo: &str, url: &str, events: &[&str]) -> u64 {
+        let mut state = lock(&self.inner.shared.state);
+        state.next_hook_id += 1;
+        let id = state.next_hook_id;
+        let r = state
+            .repos
+            .entry(repo.to_ascii_lowercase())
+            .or_insert_with(|| Repo::new(repo));
+        r.hooks.push(Hook {
+            id,
+            url: url.to_owned(),
+            content_type: "form".to_owned(),
+            secret: None,
+            insecure_ssl: "0".to_owned(),
+            events: events.iter().map(|e| (*e).to_owned()).collect(),
+            active: true,
+        });
+        id
+    }
+
+    /// The webhooks of `repo`, secrets unmasked.
+    #[must_use]
+    pub fn hooks(&self, repo: &str) -> Vec<Hook> {
+        lock(&self.inner.shared.state)
+            .repos
+            .get(&repo.to_ascii_lowercase())
+            .map(|r| r.hooks.clone())
+            .unwrap_or_default()
+    }
+
     /// Stops listening (connection refused afterwards).
     pub async fn shutdown(self) {
         self.inner.server.stop().await;
@@ -211,11 +282,12 @@ async fn handle(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    body: axum::body::Bytes,
 ) -> Response {
     let path_and_query = uri
         .path_and_query()
         .map_or_else(|| uri.path().to_owned(), |pq| pq.as_str().to_owned());
-    let resp = respond(&shared, &method, uri.path(), uri.query(), &headers);
+    let resp = respond(&shared, &method, uri.path(), uri.query(), &headers, &body);
     lock(&shared.state).requests.push((
         method.as_str().to_owned(),
         path_and_query,
@@ -230,6 +302,7 @@ fn respond(
     path: &str,
     query: Option<&str>,
     headers: &HeaderMap,
+    body: &[u8],
 ) -> Response {
     let mut state = lock(&shared.state);
     match state.fault.clone() {
@@ -303,10 +376,19 @@ fn respond(
     let remaining = RATE_LIMIT.saturating_sub(used);
     let nf = |remaining, used| gh_json(StatusCode::NOT_FOUND, &not_found(), remaining, used);
 
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if let ["repos", owner, name, "hooks", hook_rest @ ..] = segments.as_slice() {
+        if !authed {
+            return nf(remaining, used);
+        }
+        let key = format!("{owner}/{name}").to_ascii_lowercase();
+        return hooks_api(
+            &mut state, &key, method, hook_rest, query, body, remaining, used,
+        );
+    }
     if method != Method::GET && method != Method::HEAD {
         return nf(remaining, used);
     }
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let ["repos", owner, name, rest @ ..] = segments.as_slice() else {
         return nf(remaining, used);
     };
@@ -496,5 +578,149 @@ mod tests {
             blob_sha("hello\n"),
             "ce013625030ba8dba906f756967f9e9ca394464a"
         );
+    }
+}
+
+/// `GET/POST /repos/{o}/{r}/hooks` and `PATCH /repos/{o}/{r}/hooks/{id}`.
+#[allow(clippy::too_many_arguments)]
+fn hooks_api(
+    state: &mut GhState,
+    key: &str,
+    method: &Method,
+    rest: &[&str],
+    query: Option<&str>,
+    body: &[u8],
+    remaining: u64,
+    used: u64,
+) -> Response {
+    let nf = || gh_json(StatusCode::NOT_FOUND, &not_found(), remaining, used);
+    let invalid = |message: &str| {
+        gh_json(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &json!({"message": "Validation Failed", "errors": [{"resource": "Hook", "code": "custom", "message": message}], "documentation_url": DOCS, "status": "422"}),
+            remaining,
+            used,
+        )
+    };
+    let new_id = state.next_hook_id + 1;
+    if method == Method::POST {
+        state.next_hook_id = new_id;
+    }
+    let Some(repo) = state.repos.get_mut(key) else {
+        return nf();
+    };
+    let full = repo.full_name.clone();
+    match (method.as_str(), rest) {
+        ("GET", [] | [""]) => {
+            let form = parse_form(query.unwrap_or(""));
+            let get = |k: &str| {
+                form.iter()
+                    .find(|(n, _)| n == k)
+                    .and_then(|(_, v)| v.parse::<usize>().ok())
+            };
+            let per_page = get("per_page").unwrap_or(30).clamp(1, 100);
+            let page = get("page").unwrap_or(1).max(1);
+            let items: Vec<Value> = repo
+                .hooks
+                .iter()
+                .skip((page - 1) * per_page)
+                .take(per_page)
+                .map(|h| h.json(&full))
+                .collect();
+            let mut resp = gh_json(StatusCode::OK, &Value::Array(items), remaining, used);
+            if page * per_page < repo.hooks.len() {
+                let link = format!(
+                    "<https://api.github.com/repositories/1/hooks?per_page={per_page}&page={}>; rel=\"next\"",
+                    page + 1
+                );
+                if let Ok(v) = HeaderValue::from_str(&link) {
+                    resp.headers_mut().insert(header::LINK, v);
+                }
+            }
+            resp
+        }
+        ("POST", [] | [""]) => {
+            let Ok(v) = serde_json::from_slice::<Value>(body) else {
+                return gh_json(
+                    StatusCode::BAD_REQUEST,
+                    &json!({"message": "Problems parsing JSON", "documentation_url": DOCS, "status": "400"}),
+                    remaining,
+                    used,
+                );
+            };
+            let Some(url) = v["config"]["url"].as_str().filter(|u| !u.is_empty()) else {
+                return invalid("Config must contain url");
+            };
+            if repo.hooks.iter().any(|h| h.url == url) {
+                return invalid("Hook already exists on this repository");
+            }
+            let hook = Hook {
+                id: new_id,
+                url: url.to_owned(),
+                content_type: v["config"]["content_type"]
+                    .as_str()
+                    .unwrap_or("form")
+                    .to_owned(),
+                secret: v["config"]["secret"].as_str().map(str::to_owned),
+                insecure_ssl: v["config"]["insecure_ssl"]
+                    .as_str()
+                    .unwrap_or("0")
+                    .to_owned(),
+                events: v["events"].as_array().map_or_else(
+                    || vec!["push".to_owned()],
+                    |a| {
+                        a.iter()
+                            .filter_map(|e| e.as_str().map(str::to_owned))
+                            .collect()
+                    },
+                ),
+                active: v["active"].as_bool().unwrap_or(true),
+            };
+            let json = hook.json(&full);
+            repo.hooks.push(hook);
+            gh_json(StatusCode::CREATED, &json, remaining, used)
+        }
+        ("PATCH", [id]) => {
+            let Ok(v) = serde_json::from_slice::<Value>(body) else {
+                return gh_json(
+                    StatusCode::BAD_REQUEST,
+                    &json!({"message": "Problems parsing JSON", "documentation_url": DOCS, "status": "400"}),
+                    remaining,
+                    used,
+                );
+            };
+            let Some(hook) = repo
+                .hooks
+                .iter_mut()
+                .find(|h| id.parse::<u64>().ok() == Some(h.id))
+            else {
+                return nf();
+            };
+            if let Some(c) = v.get("config") {
+                if let Some(u) = c["url"].as_str() {
+                    hook.url = u.to_owned();
+                }
+                if let Some(t) = c["content_type"].as_str() {
+                    hook.content_type = t.to_owned();
+                }
+                if let Some(sec) = c["secret"].as_str() {
+                    hook.secret = Some(sec.to_owned());
+                }
+                if let Some(i) = c["insecure_ssl"].as_str() {
+                    hook.insecure_ssl = i.to_owned();
+                }
+            }
+            if let Some(e) = v["events"].as_array() {
+                hook.events = e
+                    .iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect();
+            }
+            if let Some(a) = v["active"].as_bool() {
+                hook.active = a;
+            }
+            gh_json(StatusCode::OK, &hook.json(&full), remaining, used)
+        }
+        _ => nf(),
     }
 }
