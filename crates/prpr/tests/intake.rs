@@ -431,3 +431,26 @@ async fn store_unavailable_means_503_and_nothing_acknowledged_is_lost() {
     );
     let _: Value = json!(null);
 }
+
+#[tokio::test]
+async fn a_trickled_body_times_out_with_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (s, _slack) = server().await;
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /webhook HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\nx-github-event: push\r\nx-github-delivery: slow-1\r\ncontent-length: 100\r\n\r\n{{\"a\":"
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(25), tcp.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let reply = String::from_utf8_lossy(&buf[..n]);
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    assert!(
+        reply.ends_with(r#"{"error":"request body not received within 15 s"}"#),
+        "{reply}"
+    );
+}

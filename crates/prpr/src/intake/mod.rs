@@ -35,6 +35,9 @@ use signature::Verifier;
 /// GitHub caps webhook payloads at 25 MB.
 pub const MAX_BODY: usize = 25 * 1024 * 1024;
 
+/// GitHub gives up after 10 s; a body still arriving after this is not coming.
+const BODY_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// Delivery IDs are GUIDs; anything much longer is not from GitHub.
 const MAX_DELIVERY_ID: usize = 128;
 
@@ -149,9 +152,12 @@ async fn handle(app: &Intake, headers: &HeaderMap, body: Body) -> Response {
         Ok(e) => e,
         Err(e) => return reject(StatusCode::UNSUPPORTED_MEDIA_TYPE, e),
     };
-    let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
-        Ok(b) => b,
-        Err(e) => {
+    // A client that trickles its body must not hold a connection (and, at
+    // shutdown, the whole process) for ever.
+    let bytes = match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY)).await
+    {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => {
             let is_limit = std::error::Error::source(&e)
                 .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
             return if is_limit {
@@ -159,6 +165,15 @@ async fn handle(app: &Intake, headers: &HeaderMap, body: Body) -> Response {
             } else {
                 reject(StatusCode::BAD_REQUEST, "could not read request body")
             };
+        }
+        Err(_) => {
+            return reject(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "request body not received within {} s",
+                    BODY_TIMEOUT.as_secs()
+                ),
+            );
         }
     };
 
