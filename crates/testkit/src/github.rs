@@ -556,31 +556,6 @@ fn contents(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base64_lines_of_60() {
-        let s = "x".repeat(100);
-        let b = github_base64(&s);
-        let lines: Vec<&str> = b.split_terminator('\n').collect();
-        assert_eq!(lines[0].len(), 60);
-        assert!(b.ends_with('\n'));
-        let joined: String = lines.concat();
-        assert_eq!(B64.decode(joined).unwrap(), s.as_bytes());
-    }
-
-    #[test]
-    fn git_blob_sha_matches_git() {
-        // `printf 'hello\n' | git hash-object --stdin`
-        assert_eq!(
-            blob_sha("hello\n"),
-            "ce013625030ba8dba906f756967f9e9ca394464a"
-        );
-    }
-}
-
 /// `GET/POST /repos/{o}/{r}/hooks` and `PATCH /repos/{o}/{r}/hooks/{id}`.
 #[allow(clippy::too_many_arguments)]
 fn hooks_api(
@@ -722,5 +697,30 @@ fn hooks_api(
             gh_json(StatusCode::OK, &hook.json(&full), remaining, used)
         }
         _ => nf(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_lines_of_60() {
+        let s = "x".repeat(100);
+        let b = github_base64(&s);
+        let lines: Vec<&str> = b.split_terminator('\n').collect();
+        assert_eq!(lines[0].len(), 60);
+        assert!(b.ends_with('\n'));
+        let joined: String = lines.concat();
+        assert_eq!(B64.decode(joined).unwrap(), s.as_bytes());
+    }
+
+    #[test]
+    fn git_blob_sha_matches_git() {
+        // `printf 'hello\n' | git hash-object --stdin`
+        assert_eq!(
+            blob_sha("hello\n"),
+            "ce013625030ba8dba906f756967f9e9ca394464a"
+        );
     }
 }

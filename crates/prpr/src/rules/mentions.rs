@@ -177,6 +177,19 @@ fn mentions_in_line(line: &str) -> Vec<Mention> {
             i = e;
             continue;
         }
+        // Like GitHub, not when a dot and a word character follow: the name is
+        // the start of a domain (`x=@example.com`, `@acme.io`), not a login.
+        let mut after_dots = end;
+        while after_dots < chars.len() && chars[after_dots] == '.' {
+            after_dots += 1;
+        }
+        if after_dots > end
+            && after_dots < chars.len()
+            && (chars[after_dots].is_ascii_alphanumeric() || chars[after_dots] == '_')
+        {
+            i = after_dots;
+            continue;
+        }
         out.push(Mention::User(login));
         i = end;
     }
@@ -219,6 +232,18 @@ mod tests {
                     \n    @indented\n\
                     real @zoe";
         assert_eq!(users(body), vec!["zoe"]);
+    }
+
+    #[test]
+    fn not_in_addresses_whatever_precedes_the_at_sign() {
+        // RFC 5322 allows `=`, `?`, `%`, `'`… at the end of a local part; the
+        // name after the `@` is a domain, which GitHub does not link either.
+        assert!(extract("write to jane=@example.com or ops%@acme.io").is_empty());
+        assert!(extract("(see @example.com)").is_empty());
+        assert_eq!(
+            users("thanks @alice. and @bob... ok @carol.\n@dave.."),
+            vec!["alice", "bob", "carol", "dave"]
+        );
     }
 
     #[test]

@@ -1,0 +1,813 @@
+//! Fault tests: what GitHub was told (`202`) is what Slack gets, exactly once,
+//! whatever happens in between — kill -9 mid-stream, Slack failing in every
+//! way at once, PostgreSQL going away, SIGTERM under load.
+//!
+//! `delivery.rs` covers the single faults (a 429 storm on one channel, Slack
+//! down then back, one hanging send, kill -9 with sends queued, SIGTERM with a
+//! slow send); these combine them with concurrent traffic. Every test is
+//! bounded in time and uses loopback only.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure with its message
+
+mod support;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::{Launch, SECRET, Server, fixture};
+use testkit::slack::{Fault, RateLimit, SlackConfig, SlackDouble};
+
+/// Reviewers r0…r{n-1}, each mapped to a Slack user (so each gets DMs).
+fn members(n: usize, extra: &str) -> String {
+    let mut c = format!("[notify]\nchannel = \"C0GENERAL1\"\n{extra}\n[members]\n");
+    for i in 0..n {
+        c.push_str(&format!("r{i} = \"U0R{i:05}\"\n"));
+    }
+    c
+}
+
+/// A review request for `reviewer` on PR `number` (GitHub's payload).
+fn request(reviewer: &str, number: u64) -> Value {
+    let mut p = fixture("pull_request.review_requested.user");
+    p["requested_reviewer"]["login"] = json!(reviewer);
+    p["pull_request"]["number"] = json!(number);
+    p
+}
+
+/// A push to an open PR: stored, no notification (most real traffic).
+fn synchronize(number: u64) -> Value {
+    let mut p = fixture("pull_request.synchronize");
+    p["pull_request"]["number"] = json!(number);
+    p
+}
+
+/// The PR number in a notification text (`…Hello-World#123>`).
+fn pr_of(text: &str) -> u64 {
+    text.split("Hello-World#")
+        .nth(1)
+        .and_then(|r| {
+            r.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no PR number in {text:?}"))
+}
+
+/// (channel, PR) → how many times Slack accepted it.
+fn posted_counts(slack: &SlackDouble) -> BTreeMap<(String, u64), usize> {
+    let mut m = BTreeMap::new();
+    for p in slack.posted() {
+        *m.entry((p.channel.clone(), pr_of(p.text.as_deref().unwrap_or(""))))
+            .or_insert(0) += 1;
+    }
+    m
+}
+
+/// What became of one delivery attempt.
+#[derive(Debug, Clone)]
+struct Sent {
+    delivery: String,
+    body: Value,
+    /// `None`: no answer (connection refused, reset, timed out).
+    status: Option<u16>,
+    reply: Value,
+    started: Instant,
+}
+
+/// A client that does not reuse a connection across a server restart.
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+async fn post(http: &reqwest::Client, base: &str, delivery: &str, body: &Value) -> Sent {
+    let bytes = body.to_string().into_bytes();
+    let sig = testkit::sign::sha256_header(SECRET.as_bytes(), &bytes);
+    let started = Instant::now();
+    let resp = http
+        .post(format!("{base}/webhook"))
+        .header("content-type", "application/json")
+        .header("x-github-event", "pull_request")
+        .header("x-github-delivery", delivery)
+        .header("x-hub-signature-256", sig)
+        .body(bytes)
+        .send()
+        .await;
+    let (status, reply) = match resp {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            match r.text().await {
+                Ok(t) => (
+                    Some(status),
+                    serde_json::from_str(&t).unwrap_or(Value::String(t)),
+                ),
+                // The answer was cut off: GitHub would not count it as delivered.
+                Err(_) => (None, Value::Null),
+            }
+        }
+        Err(_) => (None, Value::Null),
+    };
+    Sent {
+        delivery: delivery.to_string(),
+        body: body.clone(),
+        status,
+        reply,
+        started,
+    }
+}
+
+/// (channel, PR) a review request notifies.
+fn target(body: &Value) -> (String, u64) {
+    let login = body["requested_reviewer"]["login"].as_str().unwrap();
+    let i: usize = login.trim_start_matches('r').parse().unwrap();
+    (
+        format!("U0R{i:05}"),
+        body["pull_request"]["number"].as_u64().unwrap(),
+    )
+}
+
+/// Traffic for [`stream_deliveries`].
+struct Traffic {
+    base: String,
+    /// Concurrent clients.
+    tasks: usize,
+    prefix: &'static str,
+    /// Review requests rotate over r0…r{reviewers-1}.
+    reviewers: usize,
+    /// One delivery in this many is a review request; the rest are pushes.
+    every_nth_is_request: usize,
+    pause: Duration,
+}
+
+/// Streams deliveries until `stop` is set or the server stops answering;
+/// every attempt is recorded in `log`.
+fn stream_deliveries(
+    t: Traffic,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    log: Arc<Mutex<Vec<Sent>>>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let t = Arc::new(t);
+    (0..t.tasks)
+        .map(|task| {
+            let (t, stop, log) = (t.clone(), stop.clone(), log.clone());
+            tokio::spawn(async move {
+                let http = client();
+                let mut i = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let n = 1000 * (task as u64 + 1) + i;
+                    let body = if (i as usize).is_multiple_of(t.every_nth_is_request) {
+                        request(&format!("r{}", n as usize % t.reviewers), n)
+                    } else {
+                        synchronize(n)
+                    };
+                    let sent =
+                        post(&http, &t.base, &format!("{}-{task}-{i}", t.prefix), &body).await;
+                    let failed = sent.status.is_none();
+                    log.lock().unwrap().push(sent);
+                    if failed {
+                        // The server is gone: this client stops, as GitHub would
+                        // (it redelivers later).
+                        break;
+                    }
+                    i += 1;
+                    tokio::time::sleep(t.pause).await;
+                }
+            })
+        })
+        .collect()
+}
+
+/// The review requests among `log` that were acknowledged with `202 queued`,
+/// and those that got no answer at all.
+fn split_acknowledged(log: &[Sent]) -> (Vec<Sent>, Vec<Sent>) {
+    let requests = log
+        .iter()
+        .filter(|s| s.body["action"] == "review_requested");
+    let acked: Vec<Sent> = requests
+        .clone()
+        .filter(|s| s.status == Some(202))
+        .cloned()
+        .collect();
+    let unanswered: Vec<Sent> = requests.filter(|s| s.status.is_none()).cloned().collect();
+    (acked, unanswered)
+}
+
+/// Waits until every `(channel, PR)` in `want` was posted, or `timeout`.
+async fn wait_for_all(slack: &SlackDouble, want: &[(String, u64)], timeout: Duration) -> bool {
+    let start = Instant::now();
+    loop {
+        let got = posted_counts(slack);
+        if want.iter().all(|k| got.contains_key(k)) {
+            return true;
+        }
+        if start.elapsed() > timeout {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+// ---- kill -9 mid-stream ------------------------------------------------------------
+
+#[tokio::test]
+async fn kill9_while_streaming_and_sending_then_every_acknowledged_delivery_arrives_once() {
+    let slack = SlackDouble::start(SlackConfig::default()).await;
+    let config = members(
+        12,
+        "[slack]\nper_channel_per_sec = 4.0\nburst = 1\nretry_initial_ms = 50\nretry_max_ms = 200\nmax_attempts = 1000\ntimeout_secs = 30",
+    );
+    let mut s = Server::start(
+        Some(&slack),
+        Launch {
+            config,
+            ..Launch::default()
+        },
+    )
+    .await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let tasks = stream_deliveries(
+        Traffic {
+            base: s.base.clone(),
+            tasks: 4,
+            prefix: "k9",
+            reviewers: 12,
+            every_nth_is_request: 2,
+            pause: Duration::from_millis(5),
+        },
+        stop.clone(),
+        log.clone(),
+    );
+    // Some notifications go out normally…
+    let before = slack.wait_for_posted(5, Duration::from_secs(10)).await;
+    assert!(before.len() >= 5, "nothing was sent before the fault");
+    // …then Slack stops answering: sends in flight hang, the rest stay queued.
+    slack.set_fault(Fault::Hang);
+    assert!(
+        support::eventually(Duration::from_secs(5), || slack
+            .attempts()
+            .iter()
+            .filter(|a| a.status == 0)
+            .count()
+            >= 2)
+        .await,
+        "no send was left hanging"
+    );
+    // Any send that got past the fault before it was set has finished by now,
+    // so the kill cannot fall between Slack's "ok" and the store's "sent" (the
+    // one window where at-least-once delivery may duplicate).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let posted_before_kill = slack.posted().len();
+    s.kill9().await;
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let log = log.lock().unwrap().clone();
+    let (acked, unanswered) = split_acknowledged(&log);
+    let all_unanswered = log.iter().filter(|s| s.status.is_none()).count();
+    assert!(
+        acked.len() >= 20,
+        "too little traffic before the kill: {}",
+        acked.len()
+    );
+    for s in &acked {
+        assert_eq!(s.reply["status"], "queued", "{:?}", s);
+    }
+
+    // Slack recovers (the hung requests are released); prpr restarts on the same file.
+    slack.set_fault(Fault::None);
+    slack.stop().await;
+    slack.restart().await.unwrap();
+    let s = s.restart().await;
+    let want: Vec<(String, u64)> = acked.iter().map(|s| target(&s.body)).collect();
+    assert!(
+        wait_for_all(&slack, &want, Duration::from_secs(60)).await,
+        "acknowledged notifications missing after restart: {:?}",
+        want.iter()
+            .filter(|k| !posted_counts(&slack).contains_key(*k))
+            .collect::<Vec<_>>()
+    );
+
+    // GitHub redelivers what got no answer: each is now either a duplicate
+    // (it had been stored before the kill) or stored now; never lost twice.
+    let http = client();
+    let mut redelivered = Vec::new();
+    for u in &unanswered {
+        let again = post(&http, &s.base, &u.delivery, &u.body).await;
+        assert_eq!(again.status, Some(202), "{again:?}");
+        assert!(
+            again.reply["status"] == "duplicate" || again.reply["status"] == "queued",
+            "{again:?}"
+        );
+        redelivered.push(target(&u.body));
+    }
+    assert!(wait_for_all(&slack, &redelivered, Duration::from_secs(30)).await);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+
+    let counts = posted_counts(&slack);
+    let dupes: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        dupes.is_empty(),
+        "sent more than once (per recipient): {dupes:?}"
+    );
+    let expected: std::collections::BTreeSet<_> = want.iter().chain(&redelivered).collect();
+    let unexpected: Vec<_> = counts.keys().filter(|k| !expected.contains(k)).collect();
+    assert!(
+        unexpected.is_empty(),
+        "sent without being delivered: {unexpected:?}"
+    );
+    eprintln!(
+        "kill -9: {} review requests acknowledged, {} unanswered ({} requests of any kind), {} posted before the kill, {} after",
+        acked.len(),
+        unanswered.len(),
+        all_unanswered,
+        posted_before_kill,
+        counts.len() - posted_before_kill
+    );
+    drop(s);
+}
+
+// ---- Slack failing every way, several PRs --------------------------------------------
+
+#[tokio::test]
+async fn slack_500s_hangs_and_429s_across_several_prs_deliver_once_in_order() {
+    // Slack's own limit (5/s per channel, burst 2, 429 + Retry-After: 1) with
+    // prpr configured faster than that, so it must obey the 429s.
+    let slack = SlackDouble::start(SlackConfig {
+        rate_limit: Some(RateLimit {
+            per_second: 5.0,
+            burst: 2,
+            retry_after_secs: 1,
+        }),
+        ..SlackConfig::default()
+    })
+    .await;
+    // Team requests on four PRs go to one channel per team, review requests to
+    // each reviewer's DMs: several channels, several PRs each.
+    let config = members(
+        3,
+        "delivery = \"both\"\n[slack]\nper_channel_per_sec = 20.0\nburst = 10\nretry_initial_ms = 50\nretry_max_ms = 300\nmax_attempts = 1000\ntimeout_secs = 1",
+    );
+    let s = Server::start(
+        Some(&slack),
+        Launch {
+            config,
+            ..Launch::default()
+        },
+    )
+    .await;
+
+    // Phase 1: Slack answers 500 to everything.
+    slack.set_fault(Fault::Status(500));
+    let http = client();
+    let mut sent_order: Vec<(String, u64)> = Vec::new();
+    let deliver = |sent_order: &mut Vec<(String, u64)>, reviewer: usize, pr: u64| {
+        sent_order.push((format!("U0R{reviewer:05}"), pr));
+        // `delivery = "both"`: the general channel gets a mention too.
+        sent_order.push(("C0GENERAL1".into(), pr));
+        request(&format!("r{reviewer}"), pr)
+    };
+    let mut n = 0;
+    for pr in [11u64, 12, 13, 14] {
+        for reviewer in 0..3 {
+            let body = deliver(&mut sent_order, reviewer, pr);
+            let r = post(&http, &s.base, &format!("mix-{n}"), &body).await;
+            assert_eq!(
+                (r.status, r.reply["notifications"].as_u64()),
+                (Some(202), Some(2)),
+                "{r:?}"
+            );
+            n += 1;
+        }
+        if pr == 12 {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            // Phase 2: a scripted mix of every failure, then the limit alone.
+            slack.set_fault(Fault::None);
+            for f in [
+                Fault::Status(502),
+                Fault::Hang,
+                Fault::RateLimited {
+                    retry_after_secs: 1,
+                },
+                Fault::Status(500),
+                Fault::Status(503),
+                Fault::Hang,
+                Fault::RateLimited {
+                    retry_after_secs: 1,
+                },
+                Fault::Status(504),
+            ] {
+                slack.fail_next(1, f);
+            }
+        }
+    }
+    let expected = sent_order.len();
+    let posted = slack
+        .wait_for_posted(expected, Duration::from_secs(60))
+        .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let posted_all = slack.posted();
+    assert_eq!(
+        posted_all.len(),
+        expected,
+        "each exactly once: {:#?}",
+        posted
+            .iter()
+            .map(|p| (&p.channel, p.text.as_deref()))
+            .collect::<Vec<_>>()
+    );
+    // Per channel, in the order the events arrived (so per PR too).
+    let mut by_channel: HashMap<String, Vec<u64>> = HashMap::new();
+    for p in &posted_all {
+        by_channel
+            .entry(p.channel.clone())
+            .or_default()
+            .push(pr_of(p.text.as_deref().unwrap_or("")));
+    }
+    let mut want: HashMap<String, Vec<u64>> = HashMap::new();
+    for (c, pr) in &sent_order {
+        want.entry(c.clone()).or_default().push(*pr);
+    }
+    assert_eq!(by_channel, want);
+    let attempts = slack.attempts();
+    let count =
+        |f: &dyn Fn(&testkit::slack::Attempt) -> bool| attempts.iter().filter(|a| f(a)).count();
+    assert!(
+        count(&|a| a.status == 500) >= 3,
+        "Slack's 500s were retried"
+    );
+    assert!(count(&|a| a.status == 0) == 2, "two sends hung");
+    assert!(count(&|a| a.status == 429) >= 2, "429s were answered");
+    assert!(
+        s.log_events("slack send")
+            .iter()
+            .all(|l| l["outcome"] != "dead"),
+        "nothing dead-lettered"
+    );
+}
+
+// ---- PostgreSQL unavailable ---------------------------------------------------------
+
+/// Runs SQL as the admin user on the shared server (never on the test's own database).
+async fn admin_sql(sql: &str) {
+    use sqlx::Connection;
+    let admin = std::env::var("PRPR_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .expect("admin connection");
+    sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+        .execute(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+#[tokio::test]
+async fn postgres_going_away_answers_503_then_resumes_without_losing_anything() {
+    let Some(url) = support::postgres_db().await else {
+        return;
+    };
+    let db = url.rsplit('/').next().unwrap().to_string();
+    assert!(db.starts_with("prpr_test_"), "{db}");
+    let slack = SlackDouble::start(SlackConfig::default()).await;
+    let s = Server::start(
+        Some(&slack),
+        Launch {
+            config: members(
+                6,
+                "[slack]\nper_channel_per_sec = 50.0\nburst = 50\nretry_initial_ms = 50\nretry_max_ms = 300\nmax_attempts = 1000\ntimeout_secs = 2",
+            ),
+            database_url: Some(url.clone()),
+            ..Launch::default()
+        },
+    )
+    .await;
+    let http = client();
+    let mut acked = Vec::new();
+    for i in 0..3u64 {
+        let r = post(
+            &http,
+            &s.base,
+            &format!("pg-a{i}"),
+            &request(&format!("r{i}"), 100 + i),
+        )
+        .await;
+        assert_eq!(r.status, Some(202), "{r:?}");
+        acked.push(target(&r.body));
+    }
+    assert!(wait_for_all(&slack, &acked, Duration::from_secs(10)).await);
+
+    // "Stop" this test's database: no new connections, existing ones killed.
+    admin_sql(&format!("ALTER DATABASE {db} WITH ALLOW_CONNECTIONS false")).await;
+    admin_sql(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'"
+    ))
+    .await;
+
+    let t = Instant::now();
+    let mut refused = Vec::new();
+    for i in 0..3u64 {
+        let r = post(
+            &http,
+            &s.base,
+            &format!("pg-b{i}"),
+            &request(&format!("r{}", 3 + i), 200 + i),
+        )
+        .await;
+        assert_eq!(r.status, Some(503), "{r:?}");
+        assert_eq!(
+            r.reply["error"],
+            "store unavailable; the delivery was not stored, retry later"
+        );
+        refused.push(r);
+    }
+    assert!(
+        t.elapsed() < Duration::from_secs(20),
+        "503s took {:?}",
+        t.elapsed()
+    );
+    let (status, body) = s.get("/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "unavailable");
+    assert_eq!(
+        s.get("/healthz").await.0,
+        200,
+        "liveness does not depend on the store"
+    );
+
+    // The database comes back: readiness follows, GitHub's redeliveries are stored.
+    admin_sql(&format!("ALTER DATABASE {db} WITH ALLOW_CONNECTIONS true")).await;
+    let mut ready = false;
+    for _ in 0..150 {
+        if s.get("/readyz").await.0 == 200 {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "/readyz did not recover");
+    for r in &refused {
+        let again = post(&http, &s.base, &r.delivery, &r.body).await;
+        assert_eq!(
+            (again.status, again.reply["status"].as_str()),
+            (Some(202), Some("queued")),
+            "{again:?}"
+        );
+        acked.push(target(&r.body));
+    }
+    // Deliveries acknowledged before the outage are still known (not redone).
+    let dup = post(&http, &s.base, "pg-a0", &request("r0", 100)).await;
+    assert_eq!(dup.reply["status"], "duplicate", "{dup:?}");
+
+    assert!(wait_for_all(&slack, &acked, Duration::from_secs(20)).await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let counts = posted_counts(&slack);
+    assert_eq!(counts.len(), acked.len(), "{counts:?}");
+    assert!(counts.values().all(|&n| n == 1), "{counts:?}");
+}
+
+// ---- SIGTERM under load ---------------------------------------------------------------
+
+/// Starts a delivery whose body is only half sent; the server is then
+/// processing it. `finish` sends the rest and reads the answer.
+struct HalfSent {
+    tcp: tokio::net::TcpStream,
+    rest: Vec<u8>,
+}
+
+async fn half_send(base: &str, delivery: &str, body: &Value) -> HalfSent {
+    use tokio::io::AsyncWriteExt;
+    let addr = base.trim_start_matches("http://");
+    let bytes = body.to_string().into_bytes();
+    let sig = testkit::sign::sha256_header(SECRET.as_bytes(), &bytes);
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /webhook HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\nx-github-event: pull_request\r\nx-github-delivery: {delivery}\r\nx-hub-signature-256: {sig}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        bytes.len()
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let half = bytes.len() / 2;
+    tcp.write_all(&bytes[..half]).await.unwrap();
+    HalfSent {
+        tcp,
+        rest: bytes[half..].to_vec(),
+    }
+}
+
+impl HalfSent {
+    async fn finish(mut self) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        self.tcp.write_all(&self.rest).await.unwrap();
+        let mut reply = Vec::new();
+        tokio::time::timeout(Duration::from_secs(20), self.tcp.read_to_end(&mut reply))
+            .await
+            .expect("an answer")
+            .expect("read");
+        String::from_utf8_lossy(&reply).into_owned()
+    }
+}
+
+#[tokio::test]
+async fn sigterm_under_load_finishes_requests_keeps_the_queue_and_exits_zero() {
+    // Slack allows 2/s per channel; prpr sends 1/s per channel: a queue builds up.
+    let slack = SlackDouble::start(SlackConfig {
+        rate_limit: Some(RateLimit {
+            per_second: 2.0,
+            burst: 2,
+            retry_after_secs: 1,
+        }),
+        ..SlackConfig::default()
+    })
+    .await;
+    let config = members(
+        8,
+        "[slack]\nper_channel_per_sec = 1.0\nburst = 1\nretry_initial_ms = 50\nmax_attempts = 1000\ntimeout_secs = 2",
+    );
+    let mut s = Server::start(
+        Some(&slack),
+        Launch {
+            config,
+            ..Launch::default()
+        },
+    )
+    .await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let tasks = stream_deliveries(
+        Traffic {
+            base: s.base.clone(),
+            tasks: 4,
+            prefix: "term",
+            reviewers: 8,
+            every_nth_is_request: 4,
+            pause: Duration::from_millis(2),
+        },
+        stop.clone(),
+        log.clone(),
+    );
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Three deliveries the server is in the middle of reading.
+    let mut slow = Vec::new();
+    let mut slow_targets = Vec::new();
+    for i in 0..3u64 {
+        let body = request(&format!("r{i}"), 9000 + i);
+        slow_targets.push(target(&body));
+        slow.push(half_send(&s.base, &format!("term-slow-{i}"), &body).await);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let signal = Instant::now();
+    s.sigterm();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // In-flight requests finish after the signal, with their 202.
+    for h in slow {
+        let reply = h.finish().await;
+        assert!(reply.starts_with("HTTP/1.1 202"), "{reply}");
+        assert!(reply.contains(r#""status":"queued""#), "{reply}");
+    }
+    let status = s
+        .wait_exit(Duration::from_secs(25))
+        .await
+        .expect("exited within 25 s of SIGTERM");
+    assert!(status.success(), "{status}");
+    assert!(signal.elapsed() < Duration::from_secs(25));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let log_text = s.log().join("\n");
+    assert!(log_text.contains("shutdown complete"), "{log_text}");
+
+    let log = log.lock().unwrap().clone();
+    let (acked, unanswered) = split_acknowledged(&log);
+    // Requests cut off by the shutdown: every one of them was sent after the
+    // signal or at most a moment before it (an idle keep-alive connection
+    // closing as the client reuses it, the HTTP/1.1 race GitHub retries).
+    let cut_before: Vec<_> = log
+        .iter()
+        .filter(|x| x.status.is_none() && x.started < signal)
+        .map(|x| signal - x.started)
+        .collect();
+    assert!(
+        cut_before.iter().all(|d| *d < Duration::from_millis(250)),
+        "requests sent well before SIGTERM got no answer: {cut_before:?}"
+    );
+    let answered: usize = log.iter().filter(|x| x.status.is_some()).count();
+    assert!(
+        log.iter()
+            .all(|x| x.status.is_none() || x.status == Some(202)),
+        "every answered request was accepted"
+    );
+    let sent_before_exit = slack.posted().len();
+
+    // Queued sends went out before the exit or are still queued: the next
+    // start sends them, and nothing acknowledged is lost or doubled.
+    let s = s.restart().await;
+    let want: Vec<(String, u64)> = acked
+        .iter()
+        .map(|x| target(&x.body))
+        .chain(slow_targets.iter().cloned())
+        .collect();
+    assert!(
+        wait_for_all(&slack, &want, Duration::from_secs(60)).await,
+        "missing after restart: {:?}",
+        want.iter()
+            .filter(|k| !posted_counts(&slack).contains_key(*k))
+            .collect::<Vec<_>>()
+    );
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let counts = posted_counts(&slack);
+    assert!(
+        counts.values().all(|&n| n == 1),
+        "sent more than once: {:?}",
+        counts.iter().filter(|(_, n)| **n > 1).collect::<Vec<_>>()
+    );
+    let allowed: std::collections::BTreeSet<_> = want
+        .iter()
+        .cloned()
+        .chain(unanswered.iter().map(|x| target(&x.body)))
+        .collect();
+    assert!(counts.keys().all(|k| allowed.contains(k)), "{counts:?}");
+    eprintln!(
+        "SIGTERM under load: {answered} requests answered 202 ({} review requests), {} cut off ({} of them started before the signal), {} slow in-flight requests finished; {sent_before_exit} notifications sent before exit, {} after restart",
+        acked.len(),
+        log.len() - answered,
+        cut_before.len(),
+        slow_targets.len(),
+        counts.len() - sent_before_exit
+    );
+    assert!(
+        sent_before_exit < want.len(),
+        "the queue was not exercised: everything went out before the exit"
+    );
+    drop(s);
+}
+
+// ---- SIGTERM the moment the port opens ------------------------------------------------
+
+/// ECS may stop a task as soon as it is up. A SIGTERM that arrives right
+/// after the port opens must still be a graceful shutdown (exit 0), not the
+/// default action of the signal (killed, exit 143): the handlers have to be in
+/// place before the server accepts anything.
+#[tokio::test]
+async fn sigterm_as_soon_as_the_port_opens_is_still_graceful() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("prpr.db").display());
+    for run in 0..25 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut prpr = Command::new(support::bin())
+            .arg("serve")
+            .env_clear()
+            .env("PORT", port.to_string())
+            .env("GITHUB_WEBHOOK_SECRET", SECRET)
+            .env("DATABASE_URL", &db)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // A shell already waiting to send the signal: its builtin `kill` runs
+        // microseconds after the port opens, not a fork+exec later.
+        let mut killer = Command::new("sh")
+            .arg("-c")
+            .arg(format!("read _ && kill -TERM {}", prpr.id()))
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "run {run}: prpr did not open its port"
+            );
+            assert!(prpr.try_wait().unwrap().is_none(), "run {run}: prpr exited");
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        killer.stdin.take().unwrap().write_all(b"\n").unwrap();
+        killer.wait().unwrap();
+        let status = loop {
+            if let Some(s) = prpr.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "run {run}: no exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        assert!(
+            status.success(),
+            "run {run}: SIGTERM right after start-up ended prpr with {status}"
+        );
+    }
+}
