@@ -423,6 +423,10 @@ fn spawn_prpr(env: &Env, l: &Launch<'_>) -> Result<Proc> {
     if l.one_worker {
         cmd.env("TOKIO_WORKER_THREADS", "1");
     }
+    // Log filter for prpr (e.g. PRPR_RUST_LOG=warn to measure without per-delivery lines).
+    if let Ok(filter) = std::env::var("PRPR_RUST_LOG") {
+        cmd.env("RUST_LOG", filter);
+    }
     let child = cmd
         .spawn()
         .with_context(|| format!("starting {}", env.prpr.display()))?;

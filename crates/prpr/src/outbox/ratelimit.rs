@@ -59,15 +59,16 @@ impl ChannelLimiter {
         }
     }
 
-    /// Slack said wait: nothing goes to `channel` before `until`, and the
-    /// burst allowance is spent.
+    /// Slack said wait: nothing goes to `channel` before `until`; then one
+    /// message may go, and the next one a full interval later (no burst
+    /// right after a 429).
     pub fn block(&mut self, channel: &str, until: Instant) {
         let b = self.buckets.entry(channel.to_string()).or_insert(Bucket {
-            tokens: 0.0,
+            tokens: 1.0,
             last: until,
             blocked_until: None,
         });
-        b.tokens = 0.0;
+        b.tokens = 1.0;
         b.last = until;
         b.blocked_until = Some(b.blocked_until.map_or(until, |u| u.max(until)));
     }
@@ -120,8 +121,13 @@ mod tests {
             Err(t0 + Duration::from_secs(5))
         );
         assert!(
-            l.try_acquire("C1", t0 + Duration::from_secs(5)).is_err(),
-            "burst spent: next token 1 s later"
+            l.try_acquire("C1", t0 + Duration::from_secs(5)).is_ok(),
+            "one message as soon as the wait is over"
+        );
+        assert_eq!(
+            l.try_acquire("C1", t0 + Duration::from_secs(5)),
+            Err(t0 + Duration::from_secs(6)),
+            "no burst after a 429"
         );
         assert!(l.try_acquire("C1", t0 + Duration::from_secs(6)).is_ok());
     }

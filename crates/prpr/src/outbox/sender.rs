@@ -23,6 +23,14 @@ use super::ratelimit::ChannelLimiter;
 use crate::slack::{Publisher, SendError};
 use crate::store::{OutboxItem, Store};
 
+/// Bounds of the time between two outbox passes (see [`Sender::run`]).
+const MIN_PASS_INTERVAL: Duration = Duration::from_millis(5);
+const MAX_PASS_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Channel heads read per pass: more than the sends that can start at once,
+/// so rate-limited channels do not hide ready ones.
+const HEADS_PER_PASS: i64 = 256;
+
 /// How the sender behaves; defaults suit Slack, tests shorten the waits.
 #[derive(Debug, Clone)]
 pub struct SenderOptions {
@@ -113,11 +121,24 @@ impl Sender {
         let mut in_flight: HashSet<String> = HashSet::new();
         let mut tasks: JoinSet<String> = JoinSet::new();
         let mut last_prune = Instant::now();
+        let mut last_pass = Instant::now() - MIN_PASS_INTERVAL;
+        let mut pass_interval = MIN_PASS_INTERVAL;
         loop {
             if *shutdown.borrow() {
                 break;
             }
-            let next_limiter_slot = self.dispatch(&mut in_flight, &mut tasks).await;
+            // Under a stream of deliveries every commit wakes the sender;
+            // one pass per MIN_PASS_INTERVAL serves them all, so the outbox
+            // is not re-read per delivery on the core intake needs.
+            // The interval grows with the cost of a pass (a long backlog makes
+            // the heads query slower): passes then take at most ~10 % of a core.
+            let since = last_pass.elapsed();
+            if since < pass_interval {
+                tokio::time::sleep(pass_interval - since).await;
+            }
+            last_pass = Instant::now();
+            let next_ready = self.dispatch(&mut in_flight, &mut tasks).await;
+            pass_interval = (last_pass.elapsed() * 10).clamp(MIN_PASS_INTERVAL, MAX_PASS_INTERVAL);
 
             if last_prune.elapsed() > Duration::from_secs(3600) {
                 last_prune = Instant::now();
@@ -131,7 +152,10 @@ impl Sender {
                 }
             }
 
-            let sleep_for = self.sleep_for(next_limiter_slot).await;
+            let sleep_for = next_ready.map_or(self.opts.poll, |at| {
+                at.saturating_duration_since(Instant::now())
+                    .min(self.opts.poll)
+            });
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(sleep_for) => {}
@@ -154,31 +178,42 @@ impl Sender {
         while tasks.join_next().await.is_some() {}
     }
 
-    /// Claims and starts what can go now; returns the earliest instant a
-    /// rate-limited channel frees up.
+    /// Claims and starts what can go now. Returns when something not yet
+    /// ready (a retry's due time, another sender's lease, a channel's rate
+    /// slot) becomes ready, so the loop can sleep until then.
     async fn dispatch(
         &self,
         in_flight: &mut HashSet<String>,
         tasks: &mut JoinSet<String>,
     ) -> Option<Instant> {
-        let free = self.opts.concurrency.saturating_sub(tasks.len());
-        if free == 0 {
+        if tasks.len() >= self.opts.concurrency {
             return None;
         }
-        let now = now_ms();
-        let heads = match self.store.due(now, (free + in_flight.len()) as i64).await {
+        let heads = match self.store.heads(HEADS_PER_PASS).await {
             Ok(h) => h,
             Err(e) => {
                 tracing::error!(error = %e, "outbox unavailable; will retry");
                 return Some(Instant::now() + Duration::from_secs(1));
             }
         };
+        let now = now_ms();
         let mut earliest: Option<Instant> = None;
-        for item in heads {
+        let mut wake_at =
+            |at: Instant| earliest = Some(earliest.map_or(at, |e: Instant| e.min(at)));
+        for head in heads {
             if tasks.len() >= self.opts.concurrency {
                 break;
             }
+            let item = head.item;
+            // In flight here: its completion wakes the loop.
             if in_flight.contains(&item.channel) {
+                continue;
+            }
+            let ready_at = head
+                .next_attempt_at
+                .max(head.lease_until.unwrap_or(i64::MIN));
+            if ready_at > now {
+                wake_at(Instant::now() + Duration::from_millis((ready_at - now) as u64));
                 continue;
             }
             if let Err(at) = self
@@ -187,7 +222,7 @@ impl Sender {
                 .await
                 .try_acquire(&item.channel, Instant::now())
             {
-                earliest = Some(earliest.map_or(at, |e| e.min(at)));
+                wake_at(at);
                 continue;
             }
             let lease_until = now + self.opts.lease.as_millis() as i64;
@@ -213,21 +248,6 @@ impl Sender {
             });
         }
         earliest
-    }
-
-    async fn sleep_for(&self, limiter_slot: Option<Instant>) -> Duration {
-        let mut d = self.opts.poll;
-        if let Some(at) = limiter_slot {
-            d = d.min(at.saturating_duration_since(Instant::now()));
-        }
-        // A head already due is either being sent or waiting for its
-        // channel's rate slot: both wake us by other means.
-        if let Ok(Some(due)) = self.store.next_due_at().await
-            && due > now_ms()
-        {
-            d = d.min(Duration::from_millis((due - now_ms()).max(0) as u64));
-        }
-        d.max(Duration::from_millis(5))
     }
 }
 

@@ -24,6 +24,22 @@ pub struct OutboxItem {
     pub delivery_id: String,
 }
 
+/// A channel's oldest pending message and when it may be sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Head {
+    pub item: OutboxItem,
+    pub next_attempt_at: i64,
+    pub lease_until: Option<i64>,
+}
+
+impl Head {
+    /// The earliest time it may be claimed: due, and no other sender's lease.
+    pub fn ready_at(&self) -> i64 {
+        self.next_attempt_at
+            .max(self.lease_until.unwrap_or(i64::MIN))
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OutboxStatus {
@@ -60,18 +76,19 @@ pub struct OutboxRow {
 }
 
 impl Store {
-    /// Due channel heads: for each channel, its oldest pending message, if that
-    /// one is due and not leased. At most `limit`, oldest first.
-    pub async fn due(&self, now_ms: i64, limit: i64) -> Result<Vec<OutboxItem>, StoreError> {
+    /// Channel heads: for each channel, its oldest pending message, whether
+    /// due or not, oldest first, at most `limit`. One pass over the
+    /// `outbox_pending (channel, id)` index finds them, however long the queue
+    /// behind them is; the sender learns from the same answer what to send now
+    /// and when to look again.
+    pub async fn heads(&self, limit: i64) -> Result<Vec<Head>, StoreError> {
         with_pool!(self, p => {
             let rows = sqlx::query(
-                "SELECT id, channel, kind, message, attempts, delivery_id FROM outbox o \
-                 WHERE status = 'pending' AND next_attempt_at <= $1 \
-                   AND (lease_until IS NULL OR lease_until <= $1) \
-                   AND id = (SELECT MIN(id) FROM outbox i WHERE i.channel = o.channel AND i.status = 'pending') \
-                 ORDER BY id LIMIT $2",
+                "SELECT o.id, o.channel, o.kind, o.message, o.attempts, o.delivery_id, o.next_attempt_at, o.lease_until \
+                 FROM outbox o \
+                 JOIN (SELECT MIN(id) AS head FROM outbox WHERE status = 'pending' GROUP BY channel) h ON o.id = h.head \
+                 ORDER BY o.id LIMIT $1",
             )
-            .bind(now_ms)
             .bind(limit)
             .fetch_all(p)
             .await?;
@@ -81,31 +98,39 @@ impl Store {
                     let id: i64 = r.try_get("id")?;
                     let message = serde_json::from_str(&json)
                         .map_err(|e| StoreError::Corrupt(format!("outbox {id}: {e}")))?;
-                    Ok(OutboxItem {
-                        id,
-                        channel: r.try_get("channel")?,
-                        kind: r.try_get("kind")?,
-                        message,
-                        attempts: r.try_get("attempts")?,
-                        delivery_id: r.try_get("delivery_id")?,
+                    Ok(Head {
+                        item: OutboxItem {
+                            id,
+                            channel: r.try_get("channel")?,
+                            kind: r.try_get("kind")?,
+                            message,
+                            attempts: r.try_get("attempts")?,
+                            delivery_id: r.try_get("delivery_id")?,
+                        },
+                        next_attempt_at: r.try_get("next_attempt_at")?,
+                        lease_until: r.try_get("lease_until")?,
                     })
                 })
                 .collect()
         })
     }
 
+    /// Due channel heads: each channel's oldest pending message, if it is due
+    /// and not leased. At most `limit`, oldest first.
+    pub async fn due(&self, now_ms: i64, limit: i64) -> Result<Vec<OutboxItem>, StoreError> {
+        Ok(self
+            .heads(i64::MAX)
+            .await?
+            .into_iter()
+            .filter(|h| h.ready_at() <= now_ms)
+            .take(usize::try_from(limit).unwrap_or(0))
+            .map(|h| h.item)
+            .collect())
+    }
+
     /// When the next channel head becomes due (or its lease ends), if any.
     pub async fn next_due_at(&self) -> Result<Option<i64>, StoreError> {
-        with_pool!(self, p => {
-            let row = sqlx::query(
-                "SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > next_attempt_at THEN lease_until ELSE next_attempt_at END) AS t \
-                 FROM outbox o WHERE status = 'pending' \
-                   AND id = (SELECT MIN(id) FROM outbox i WHERE i.channel = o.channel AND i.status = 'pending')",
-            )
-            .fetch_one(p)
-            .await?;
-            Ok(row.try_get::<Option<i64>, _>("t")?)
-        })
+        Ok(self.heads(i64::MAX).await?.iter().map(Head::ready_at).min())
     }
 
     /// Takes a lease on a pending message until `lease_until_ms`. False when
