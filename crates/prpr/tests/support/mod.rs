@@ -319,6 +319,18 @@ pub async fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool 
 /// no server is reachable. `PRPR_REQUIRE_POSTGRES=1` (set by `.ci/run`) turns
 /// a missing server into a failure, so CI cannot silently skip these suites.
 pub async fn postgres_db() -> Option<String> {
+    /// Says so once per test binary, on the real stderr: the test harness
+    /// captures `eprintln!` of passing tests, and a skip must be visible.
+    fn skipped(why: &str) {
+        use std::io::Write;
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: the PostgreSQL tests of this suite: {why}. Start PostgreSQL or set PRPR_TEST_POSTGRES_URL to run them."
+            );
+        });
+    }
     use sqlx::Connection;
     let admin = std::env::var("PRPR_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
@@ -332,16 +344,12 @@ pub async fn postgres_db() -> Option<String> {
                 !required,
                 "PostgreSQL required but not reachable at {admin}: {e}"
             );
-            eprintln!(
-                "SKIPPED: PostgreSQL not reachable at {admin} ({e}); set PRPR_TEST_POSTGRES_URL to run the PostgreSQL suites"
-            );
+            skipped(&format!("PostgreSQL not reachable at {admin} ({e})"));
             return None;
         }
         Err(_) => {
             assert!(!required, "PostgreSQL required but {admin} did not answer");
-            eprintln!(
-                "SKIPPED: PostgreSQL at {admin} did not answer; set PRPR_TEST_POSTGRES_URL to run the PostgreSQL suites"
-            );
+            skipped(&format!("PostgreSQL at {admin} did not answer"));
             return None;
         }
     };
