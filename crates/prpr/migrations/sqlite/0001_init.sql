@@ -5,7 +5,7 @@ CREATE TABLE deliveries (
     action        TEXT,
     repo          TEXT,
     number        BIGINT,
-    outcome       TEXT    NOT NULL,          -- queued | ignored
+    outcome       TEXT    NOT NULL,          -- ignored (no notification) | queued
     notifications INTEGER NOT NULL,
     received_at   BIGINT  NOT NULL           -- unix ms
 );

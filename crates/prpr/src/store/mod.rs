@@ -197,7 +197,7 @@ impl Store {
             };
             let inserted = sqlx::query(
                 "INSERT INTO deliveries (id, event, action, repo, number, outcome, notifications, received_at) \
-                 VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6) ON CONFLICT (id) DO NOTHING",
+                 VALUES ($1, $2, $3, $4, $5, 'ignored', 0, $6) ON CONFLICT (id) DO NOTHING",
             )
             .bind(d.id)
             .bind(d.event)
@@ -216,22 +216,29 @@ impl Store {
             let pr_key = d.subject.repo.as_deref().zip(d.subject.number.map(|n| n as i64));
             let state = match pr_key {
                 Some((repo, number)) => {
-                    // Create the row first so PostgreSQL has something to lock:
-                    // concurrent deliveries for one PR then apply in turn.
-                    sqlx::query("INSERT INTO pr_state (repo, number, state, updated_at) VALUES ($1, $2, '{}', $3) ON CONFLICT (repo, number) DO NOTHING")
-                        .bind(repo)
-                        .bind(number)
-                        .bind(now_ms)
-                        .execute(&mut *tx)
-                        .await?;
                     let sql = match dialect {
+                        // One writer at a time already (BEGIN IMMEDIATE).
                         Dialect::Sqlite => "SELECT state FROM pr_state WHERE repo = $1 AND number = $2",
-                        Dialect::Postgres => "SELECT state FROM pr_state WHERE repo = $1 AND number = $2 FOR UPDATE",
+                        Dialect::Postgres => {
+                            // Create the row first so there is something to lock:
+                            // concurrent deliveries for one PR then apply in turn.
+                            sqlx::query("INSERT INTO pr_state (repo, number, state, updated_at) VALUES ($1, $2, '{}', $3) ON CONFLICT (repo, number) DO NOTHING")
+                                .bind(repo)
+                                .bind(number)
+                                .bind(now_ms)
+                                .execute(&mut *tx)
+                                .await?;
+                            "SELECT state FROM pr_state WHERE repo = $1 AND number = $2 FOR UPDATE"
+                        }
                     };
-                    let row = sqlx::query(sql).bind(repo).bind(number).fetch_one(&mut *tx).await?;
-                    let json: String = row.try_get("state")?;
-                    serde_json::from_str::<PrState>(&json)
-                        .map_err(|e| StoreError::Corrupt(format!("pr_state {repo}#{number}: {e}")))?
+                    match sqlx::query(sql).bind(repo).bind(number).fetch_optional(&mut *tx).await? {
+                        Some(row) => {
+                            let json: String = row.try_get("state")?;
+                            serde_json::from_str::<PrState>(&json)
+                                .map_err(|e| StoreError::Corrupt(format!("pr_state {repo}#{number}: {e}")))?
+                        }
+                        None => PrState::default(),
+                    }
                 }
                 None => PrState::default(),
             };
@@ -240,11 +247,14 @@ impl Store {
 
             if let (Some((repo, number)), Some(next)) = (pr_key, &decision.state) {
                 let json = serde_json::to_string(next).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                sqlx::query("UPDATE pr_state SET state = $1, updated_at = $2 WHERE repo = $3 AND number = $4")
-                    .bind(json)
-                    .bind(now_ms)
+                sqlx::query(
+                    "INSERT INTO pr_state (repo, number, state, updated_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (repo, number) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+                )
                     .bind(repo)
                     .bind(number)
+                    .bind(json)
+                    .bind(now_ms)
                     .execute(&mut *tx)
                     .await?;
             }
@@ -267,13 +277,13 @@ impl Store {
                 queued.push(id);
             }
 
-            let outcome = if queued.is_empty() { "ignored" } else { "queued" };
-            sqlx::query("UPDATE deliveries SET outcome = $1, notifications = $2 WHERE id = $3")
-                .bind(outcome)
-                .bind(queued.len() as i64)
-                .bind(d.id)
-                .execute(&mut *tx)
-                .await?;
+            if !queued.is_empty() {
+                sqlx::query("UPDATE deliveries SET outcome = 'queued', notifications = $1 WHERE id = $2")
+                    .bind(queued.len() as i64)
+                    .bind(d.id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             tx.commit().await?;
             Ok(Recorded::Stored { queued, decision })
         })
