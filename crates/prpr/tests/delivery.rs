@@ -7,26 +7,8 @@ mod support;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use serde_json::{Value, json};
-use support::{Launch, Server, fixture};
+use support::{Launch, Server, fixture, members, request};
 use testkit::slack::{Fault, RateLimit, SlackConfig, SlackDouble};
-
-/// A review request for reviewer `login` on PR `number` (real payload shape).
-fn request(login: &str, number: u64) -> Value {
-    let mut p = fixture("pull_request.review_requested.user");
-    p["requested_reviewer"]["login"] = json!(login);
-    p["pull_request"]["number"] = json!(number);
-    p
-}
-
-/// Members r0…r{n-1} all mapped to DMs, plus a channel.
-fn many_members(n: usize, extra: &str) -> String {
-    let mut c = format!("[notify]\nchannel = \"C0GENERAL1\"\n{extra}\n[members]\n");
-    for i in 0..n {
-        c.push_str(&format!("r{i} = \"U0R{i:05}\"\n"));
-    }
-    c
-}
 
 fn count_by_channel(posted: &[testkit::slack::Posted]) -> HashMap<String, usize> {
     let mut m = HashMap::new();
@@ -106,7 +88,7 @@ async fn rate_limit_storm_delivers_each_message_exactly_once_in_order() {
 #[tokio::test]
 async fn slack_down_for_a_while_then_everything_arrives_once() {
     let slack = SlackDouble::start(SlackConfig::default()).await;
-    let config = many_members(
+    let config = members(
         5,
         "[slack]\nretry_initial_ms = 50\nretry_max_ms = 300\nmax_attempts = 50\ntimeout_secs = 1",
     );
@@ -158,7 +140,7 @@ async fn slack_down_for_a_while_then_everything_arrives_once() {
 #[tokio::test]
 async fn slack_hanging_past_the_timeout_is_retried() {
     let slack = SlackDouble::start(SlackConfig::default()).await;
-    let config = many_members(1, "[slack]\nretry_initial_ms = 50\ntimeout_secs = 1");
+    let config = members(1, "[slack]\nretry_initial_ms = 50\ntimeout_secs = 1");
     let s = Server::start(
         Some(&slack),
         Launch {
@@ -188,7 +170,7 @@ async fn permanent_errors_are_dead_lettered_listed_and_retried() {
     let s = Server::start(
         Some(&slack),
         Launch {
-            config: many_members(2, ""),
+            config: members(2, ""),
             ..Launch::default()
         },
     )
@@ -241,7 +223,7 @@ async fn invalid_token_is_dead_lettered_with_the_reason_and_never_logged() {
     let s = Server::start(
         Some(&slack),
         Launch {
-            config: many_members(1, ""),
+            config: members(1, ""),
             ..Launch::default()
         },
     )
@@ -268,7 +250,7 @@ async fn invalid_token_is_dead_lettered_with_the_reason_and_never_logged() {
 #[tokio::test]
 async fn killed_with_messages_queued_delivers_them_after_restart() {
     let slack = SlackDouble::start(SlackConfig::default()).await;
-    let config = many_members(
+    let config = members(
         20,
         "[slack]\nretry_initial_ms = 50\nmax_attempts = 100\ntimeout_secs = 1",
     );
@@ -318,7 +300,7 @@ async fn sigterm_drains_and_exits_zero() {
     let mut s = Server::start(
         Some(&slack),
         Launch {
-            config: many_members(3, ""),
+            config: members(3, ""),
             ..Launch::default()
         },
     )
@@ -358,7 +340,7 @@ async fn sigterm_during_a_slow_send_waits_for_it() {
     let mut s = Server::start(
         Some(&slack),
         Launch {
-            config: many_members(1, "[slack]\ntimeout_secs = 3"),
+            config: members(1, "[slack]\ntimeout_secs = 3"),
             ..Launch::default()
         },
     )

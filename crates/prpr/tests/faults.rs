@@ -15,25 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{Launch, SECRET, Server, fixture};
+use support::{Launch, SECRET, Server, fixture, members, request};
 use testkit::slack::{Fault, RateLimit, SlackConfig, SlackDouble};
-
-/// Reviewers r0…r{n-1}, each mapped to a Slack user (so each gets DMs).
-fn members(n: usize, extra: &str) -> String {
-    let mut c = format!("[notify]\nchannel = \"C0GENERAL1\"\n{extra}\n[members]\n");
-    for i in 0..n {
-        c.push_str(&format!("r{i} = \"U0R{i:05}\"\n"));
-    }
-    c
-}
-
-/// A review request for `reviewer` on PR `number` (GitHub's payload).
-fn request(reviewer: &str, number: u64) -> Value {
-    let mut p = fixture("pull_request.review_requested.user");
-    p["requested_reviewer"]["login"] = json!(reviewer);
-    p["pull_request"]["number"] = json!(number);
-    p
-}
 
 /// A push to an open PR: stored, no notification (most real traffic).
 fn synchronize(number: u64) -> Value {

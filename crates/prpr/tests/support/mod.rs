@@ -41,6 +41,24 @@ pub fn fixture(name: &str) -> Value {
     serde_json::from_str(&text).expect("fixture is JSON")
 }
 
+/// A review request for `reviewer` on PR `number` (GitHub's payload shape).
+pub fn request(reviewer: &str, number: u64) -> Value {
+    let mut p = fixture("pull_request.review_requested.user");
+    p["requested_reviewer"]["login"] = serde_json::json!(reviewer);
+    p["pull_request"]["number"] = serde_json::json!(number);
+    p
+}
+
+/// A config with reviewers r0…r{n-1}, each mapped to a Slack user (so each
+/// gets DMs), the default channel, and `extra` TOML after `[notify]`.
+pub fn members(n: usize, extra: &str) -> String {
+    let mut c = format!("[notify]\nchannel = \"C0GENERAL1\"\n{extra}\n[members]\n");
+    for i in 0..n {
+        c.push_str(&format!("r{i} = \"U0R{i:05}\"\n"));
+    }
+    c
+}
+
 /// How to start a server.
 pub struct Launch {
     pub config: String,
