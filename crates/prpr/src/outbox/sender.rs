@@ -11,7 +11,7 @@
 //! ok; if the process dies between the two, the lease expires and it is sent
 //! again — the only way a duplicate can reach Slack.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -118,8 +118,8 @@ impl Sender {
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "could not release stale leases"),
         }
-        let mut in_flight: HashSet<String> = HashSet::new();
-        let mut tasks: JoinSet<String> = JoinSet::new();
+        let mut in_flight = InFlight::default();
+        let mut tasks: JoinSet<()> = JoinSet::new();
         let mut last_prune = Instant::now();
         let mut last_pass = Instant::now() - MIN_PASS_INTERVAL;
         let mut pass_interval = MIN_PASS_INTERVAL;
@@ -159,13 +159,11 @@ impl Sender {
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(sleep_for) => {}
-                Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                    if let Ok(channel) = done {
-                        in_flight.remove(&channel);
-                    }
-                    // Drain whatever else finished meanwhile.
-                    while let Some(Ok(channel)) = tasks.try_join_next() {
-                        in_flight.remove(&channel);
+                Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                    finished(&mut in_flight, done);
+                    // Collect whatever else finished meanwhile.
+                    while let Some(done) = tasks.try_join_next_with_id() {
+                        finished(&mut in_flight, done);
                     }
                 }
                 _ = shutdown.changed() => {}
@@ -181,11 +179,7 @@ impl Sender {
     /// Claims and starts what can go now. Returns when something not yet
     /// ready (a retry's due time, another sender's lease, a channel's rate
     /// slot) becomes ready, so the loop can sleep until then.
-    async fn dispatch(
-        &self,
-        in_flight: &mut HashSet<String>,
-        tasks: &mut JoinSet<String>,
-    ) -> Option<Instant> {
+    async fn dispatch(&self, in_flight: &mut InFlight, tasks: &mut JoinSet<()>) -> Option<Instant> {
         if tasks.len() >= self.opts.concurrency {
             return None;
         }
@@ -206,7 +200,7 @@ impl Sender {
             }
             let item = head.item;
             // In flight here: its completion wakes the loop.
-            if in_flight.contains(&item.channel) {
+            if in_flight.busy(&item.channel) {
                 continue;
             }
             let ready_at = head
@@ -234,20 +228,53 @@ impl Sender {
                     continue;
                 }
             }
-            in_flight.insert(item.channel.clone());
+            let channel = item.channel.clone();
             let (store, publisher, limiter, opts) = (
                 self.store.clone(),
                 self.publisher.clone(),
                 self.limiter.clone(),
                 self.opts.clone(),
             );
-            tasks.spawn(async move {
-                let channel = item.channel.clone();
+            let task = tasks.spawn(async move {
                 deliver(&store, &publisher, &limiter, &opts, item).await;
-                channel
             });
+            in_flight.start(task.id(), channel);
         }
         earliest
+    }
+}
+
+/// Channels with a send in progress, by the task sending. Keyed by task ID so
+/// that even a task that panicked frees its channel (its lease then expires
+/// and the message is retried).
+#[derive(Default)]
+struct InFlight {
+    by_task: HashMap<tokio::task::Id, String>,
+    channels: HashSet<String>,
+}
+
+impl InFlight {
+    fn start(&mut self, task: tokio::task::Id, channel: String) {
+        self.channels.insert(channel.clone());
+        self.by_task.insert(task, channel);
+    }
+
+    fn busy(&self, channel: &str) -> bool {
+        self.channels.contains(channel)
+    }
+}
+
+/// Frees the channel of a finished (or failed) send task.
+fn finished(in_flight: &mut InFlight, done: Result<(tokio::task::Id, ()), tokio::task::JoinError>) {
+    let id = match done {
+        Ok((id, ())) => id,
+        Err(e) => {
+            tracing::error!(error = %e, "a Slack send task failed; its message is retried when its lease expires");
+            e.id()
+        }
+    };
+    if let Some(channel) = in_flight.by_task.remove(&id) {
+        in_flight.channels.remove(&channel);
     }
 }
 
