@@ -65,14 +65,28 @@ pub(crate) use with_pool;
 /// Store failures. All of them mean "not stored": intake answers `503`.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    // The cause is part of the message, not a `source`: otherwise `{:#}`
+    // chains (anyhow in the CLI) print it twice.
     #[error("database error: {0}")]
-    Db(#[from] sqlx::Error),
+    Db(sqlx::Error),
     #[error("database migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(sqlx::migrate::MigrateError),
     #[error("unsupported DATABASE_URL scheme (expected sqlite: or postgres://)")]
     Scheme,
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Db(e)
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Migrate(e)
+    }
 }
 
 /// The delivery being recorded.
