@@ -32,14 +32,7 @@ async fn rate_limit_storm_delivers_each_message_exactly_once_in_order() {
     .await;
     // prpr is configured faster than Slack allows, so it must rely on 429 handling.
     let config = "[notify]\nchannel = \"C0GENERAL1\"\ndelivery = \"channel\"\n[slack]\nper_channel_per_sec = 50.0\nburst = 20\nretry_initial_ms = 50\nmax_attempts = 2\n[members]\nr0 = \"U0R00000\"\n";
-    let s = Server::start(
-        Some(&slack),
-        Launch {
-            config: config.into(),
-            ..Launch::default()
-        },
-    )
-    .await;
+    let s = Server::start(Some(&slack), Launch::with_config(config)).await;
     // 12 review requests on 12 PRs, all to the one channel.
     for i in 0..12u64 {
         assert_eq!(
@@ -92,14 +85,7 @@ async fn slack_down_for_a_while_then_everything_arrives_once() {
         5,
         "[slack]\nretry_initial_ms = 50\nretry_max_ms = 300\nmax_attempts = 50\ntimeout_secs = 1",
     );
-    let s = Server::start(
-        Some(&slack),
-        Launch {
-            config,
-            ..Launch::default()
-        },
-    )
-    .await;
+    let s = Server::start(Some(&slack), Launch::with_config(config)).await;
     slack.set_fault(Fault::Status(503));
     for i in 0..5 {
         assert_eq!(
@@ -141,14 +127,7 @@ async fn slack_down_for_a_while_then_everything_arrives_once() {
 async fn slack_hanging_past_the_timeout_is_retried() {
     let slack = SlackDouble::start(SlackConfig::default()).await;
     let config = members(1, "[slack]\nretry_initial_ms = 50\ntimeout_secs = 1");
-    let s = Server::start(
-        Some(&slack),
-        Launch {
-            config,
-            ..Launch::default()
-        },
-    )
-    .await;
+    let s = Server::start(Some(&slack), Launch::with_config(config)).await;
     slack.fail_next(1, Fault::Hang);
     s.deliver("pull_request", "hang-1", &request("r0", 1)).await;
     let posted = slack.wait_for_posted(1, Duration::from_secs(10)).await;
@@ -167,14 +146,7 @@ async fn slack_hanging_past_the_timeout_is_retried() {
 #[tokio::test]
 async fn permanent_errors_are_dead_lettered_listed_and_retried() {
     let slack = SlackDouble::start(SlackConfig::default()).await;
-    let s = Server::start(
-        Some(&slack),
-        Launch {
-            config: members(2, ""),
-            ..Launch::default()
-        },
-    )
-    .await;
+    let s = Server::start(Some(&slack), Launch::with_config(members(2, ""))).await;
     slack.fail_next(1, Fault::Error("channel_not_found".into()));
     s.deliver("pull_request", "dl-1", &request("r0", 1)).await;
     assert!(
@@ -220,14 +192,7 @@ async fn invalid_token_is_dead_lettered_with_the_reason_and_never_logged() {
         ..SlackConfig::default()
     })
     .await;
-    let s = Server::start(
-        Some(&slack),
-        Launch {
-            config: members(1, ""),
-            ..Launch::default()
-        },
-    )
-    .await;
+    let s = Server::start(Some(&slack), Launch::with_config(members(1, ""))).await;
     s.deliver("pull_request", "auth-1", &request("r0", 1)).await;
     assert!(
         support::eventually(Duration::from_secs(5), || s
@@ -254,14 +219,7 @@ async fn killed_with_messages_queued_delivers_them_after_restart() {
         20,
         "[slack]\nretry_initial_ms = 50\nmax_attempts = 100\ntimeout_secs = 1",
     );
-    let mut s = Server::start(
-        Some(&slack),
-        Launch {
-            config,
-            ..Launch::default()
-        },
-    )
-    .await;
+    let mut s = Server::start(Some(&slack), Launch::with_config(config)).await;
     // Slack is hanging: every send is in flight or queued when the process dies.
     slack.set_fault(Fault::Hang);
     for i in 0..20 {
@@ -297,14 +255,7 @@ async fn killed_with_messages_queued_delivers_them_after_restart() {
 #[tokio::test]
 async fn sigterm_drains_and_exits_zero() {
     let slack = SlackDouble::start(SlackConfig::default()).await;
-    let mut s = Server::start(
-        Some(&slack),
-        Launch {
-            config: members(3, ""),
-            ..Launch::default()
-        },
-    )
-    .await;
+    let mut s = Server::start(Some(&slack), Launch::with_config(members(3, ""))).await;
     for i in 0..3 {
         assert_eq!(
             s.deliver(
@@ -339,10 +290,7 @@ async fn sigterm_during_a_slow_send_waits_for_it() {
     let slack = SlackDouble::start(SlackConfig::default()).await;
     let mut s = Server::start(
         Some(&slack),
-        Launch {
-            config: members(1, "[slack]\ntimeout_secs = 3"),
-            ..Launch::default()
-        },
+        Launch::with_config(members(1, "[slack]\ntimeout_secs = 3")),
     )
     .await;
     slack.fail_next(1, Fault::Hang);

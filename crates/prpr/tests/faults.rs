@@ -204,14 +204,7 @@ async fn kill9_while_streaming_and_sending_then_every_acknowledged_delivery_arri
         12,
         "[slack]\nper_channel_per_sec = 4.0\nburst = 1\nretry_initial_ms = 50\nretry_max_ms = 200\nmax_attempts = 1000\ntimeout_secs = 30",
     );
-    let mut s = Server::start(
-        Some(&slack),
-        Launch {
-            config,
-            ..Launch::default()
-        },
-    )
-    .await;
+    let mut s = Server::start(Some(&slack), Launch::with_config(config)).await;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let log = Arc::new(Mutex::new(Vec::new()));
     let tasks = stream_deliveries(
@@ -336,14 +329,7 @@ async fn slack_500s_hangs_and_429s_across_several_prs_deliver_once_in_order() {
         3,
         "delivery = \"both\"\n[slack]\nper_channel_per_sec = 20.0\nburst = 10\nretry_initial_ms = 50\nretry_max_ms = 300\nmax_attempts = 1000\ntimeout_secs = 1",
     );
-    let s = Server::start(
-        Some(&slack),
-        Launch {
-            config,
-            ..Launch::default()
-        },
-    )
-    .await;
+    let s = Server::start(Some(&slack), Launch::with_config(config)).await;
 
     // Phase 1: Slack answers 500 to everything.
     slack.set_fault(Fault::Status(500));
@@ -611,14 +597,7 @@ async fn sigterm_under_load_finishes_requests_keeps_the_queue_and_exits_zero() {
         8,
         "[slack]\nper_channel_per_sec = 1.0\nburst = 1\nretry_initial_ms = 50\nmax_attempts = 1000\ntimeout_secs = 2",
     );
-    let mut s = Server::start(
-        Some(&slack),
-        Launch {
-            config,
-            ..Launch::default()
-        },
-    )
-    .await;
+    let mut s = Server::start(Some(&slack), Launch::with_config(config)).await;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let log = Arc::new(Mutex::new(Vec::new()));
     let tasks = stream_deliveries(

@@ -20,14 +20,7 @@ const PR_LINE: &str = "*Update the README with new information.* · by @Codertoc
 
 async fn setup(config: &str) -> (Server, SlackDouble) {
     let slack = SlackDouble::start(SlackConfig::default()).await;
-    let server = Server::start(
-        Some(&slack),
-        Launch {
-            config: config.to_string(),
-            ..Launch::default()
-        },
-    )
-    .await;
+    let server = Server::start(Some(&slack), Launch::with_config(config.to_string())).await;
     (server, slack)
 }
 

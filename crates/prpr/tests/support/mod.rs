@@ -78,6 +78,16 @@ impl Default for Launch {
     }
 }
 
+impl Launch {
+    /// The defaults with this config file.
+    pub fn with_config(config: impl Into<String>) -> Launch {
+        Launch {
+            config: config.into(),
+            ..Launch::default()
+        }
+    }
+}
+
 pub struct Server {
     child: Child,
     pub base: String,
