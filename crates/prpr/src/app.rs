@@ -15,6 +15,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::intake::{self, Intake, signature::Verifier};
 use crate::outbox::{Sender, SenderOptions};
@@ -110,7 +111,30 @@ pub async fn resolve_member_handles(cfg: &mut Config, client: &SlackClient) {
     }
 }
 
-pub async fn serve(mut cfg: Config, opts: ServeOptions) -> anyhow::Result<()> {
+/// `prpr serve`: installs the signal handlers, binds `PORT` and runs the
+/// server until SIGTERM or Ctrl-C.
+pub async fn serve(cfg: Config, opts: ServeOptions) -> anyhow::Result<()> {
+    // The handlers go in before the port opens: a SIGTERM that arrives as soon
+    // as the task is up (ECS may stop it then) is a graceful shutdown, not
+    // the signal's default action (killed, exit 143).
+    let shutdown = shutdown_signal();
+    let addr = SocketAddr::from(([0, 0, 0, 0], cfg.port));
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    run(cfg, opts, listener, shutdown, Clock::system()).await
+}
+
+/// The whole server on a listener the caller bound, until `shutdown`
+/// resolves, reading time from `clock`. The binary passes the signal future;
+/// tests pass a channel and a paused clock, and hold the server in hand.
+pub async fn run(
+    mut cfg: Config,
+    opts: ServeOptions,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+    clock: Clock,
+) -> anyhow::Result<()> {
     let verifier = match (&cfg.github.webhook_secret, opts.insecure_accept_unsigned) {
         (Some(secret), _) => Some(Verifier::new(secret.clone(), cfg.github.allow_sha1)),
         (None, true) => {
@@ -139,14 +163,6 @@ pub async fn serve(mut cfg: Config, opts: ServeOptions) -> anyhow::Result<()> {
         resolve_member_handles(&mut cfg, client).await;
     }
 
-    // The handlers go in before the port opens: a SIGTERM that arrives as soon
-    // as the task is up (ECS may stop it then) is a graceful shutdown, not
-    // the signal's default action (killed, exit 143).
-    let shutdown = shutdown_signal();
-    let addr = SocketAddr::from(([0, 0, 0, 0], cfg.port));
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr().context("reading the bound address")?;
     tracing::info!(
         addr = %local,
@@ -163,6 +179,7 @@ pub async fn serve(mut cfg: Config, opts: ServeOptions) -> anyhow::Result<()> {
         publisher.clone(),
         sender_options(&cfg),
         wake.clone(),
+        clock.clone(),
     );
     let sender_task = tokio::spawn(sender.run(stop_rx));
 
@@ -171,6 +188,7 @@ pub async fn serve(mut cfg: Config, opts: ServeOptions) -> anyhow::Result<()> {
         notify: Arc::new(cfg.notify.clone()),
         verifier,
         wake,
+        clock: clock.clone(),
     });
     let (signal_tx, signal_rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, intake::router(intake)).with_graceful_shutdown(async move {
@@ -179,7 +197,7 @@ pub async fn serve(mut cfg: Config, opts: ServeOptions) -> anyhow::Result<()> {
     let server_task = tokio::spawn(async move { server.await });
 
     shutdown.await;
-    let budget_end = tokio::time::Instant::now() + SHUTDOWN_BUDGET;
+    let budget_end = clock.instant() + SHUTDOWN_BUDGET;
     tracing::info!("shutdown requested: finishing in-flight requests and Slack sends");
     let _ = signal_tx.send(());
     match tokio::time::timeout_at(budget_end - Duration::from_secs(10), server_task).await {

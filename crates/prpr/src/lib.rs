@@ -19,6 +19,7 @@
 //! (`prpr webhook`), the one place prpr calls the GitHub API.
 
 pub mod app;
+pub mod clock;
 pub mod config;
 pub mod github;
 pub mod intake;

@@ -346,7 +346,16 @@ async fn replay(
         }
         for item in mine {
             if store.claim(item.id, now_ms(), now_ms() + 60_000).await?
-                && deliver(&store, &publisher, &limiter, &opts, item).await == Outcome::Dead
+                && deliver(
+                    &store,
+                    &publisher,
+                    &limiter,
+                    &opts,
+                    &prpr::clock::Clock::system(),
+                    item,
+                )
+                .await
+                    == Outcome::Dead
             {
                 failed = true;
             }

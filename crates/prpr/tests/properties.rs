@@ -14,10 +14,10 @@ use serde_json::{Value, json};
 
 use prpr::config::members::{SlackUser, is_github_login, parse_members_md};
 use prpr::config::{Delivery, NotifyConfig, Secret};
+use prpr::github::mentions::{Mention, extract};
 use prpr::github::{Event, PayloadError};
 use prpr::intake::decode::{self, DecodeError, Encoding};
 use prpr::intake::signature::{SignatureError, Verifier};
-use prpr::rules::mentions::{Mention, extract};
 use prpr::rules::{self, PrState};
 use prpr::slack::message::{escape, link, quote_excerpt};
 

@@ -25,9 +25,9 @@ use axum::routing::{get, post};
 use serde_json::json;
 use tokio::sync::Notify;
 
+use crate::clock::Clock;
 use crate::config::NotifyConfig;
 use crate::github::Event;
-use crate::outbox::sender::now_ms;
 use crate::pipeline;
 use crate::store::{Recorded, Store};
 use signature::Verifier;
@@ -49,6 +49,8 @@ pub struct Intake {
     pub verifier: Option<Verifier>,
     /// Wakes the sender after something was queued.
     pub wake: Arc<Notify>,
+    /// When a delivery was received (stored with it).
+    pub clock: Clock,
 }
 
 pub fn router(intake: Arc<Intake>) -> Router {
@@ -222,7 +224,7 @@ async fn handle(app: &Intake, headers: &HeaderMap, body: Body) -> Response {
         delivery_id,
         event_name,
         &event,
-        now_ms(),
+        app.clock.now_ms(),
     )
     .await
     {

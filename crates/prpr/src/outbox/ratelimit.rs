@@ -8,7 +8,9 @@
 //! sleep until then.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 #[derive(Debug)]
 struct Bucket {

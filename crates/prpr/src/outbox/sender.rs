@@ -13,13 +13,15 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::{Mutex, Notify, watch};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use super::backoff;
 use super::ratelimit::ChannelLimiter;
+use crate::clock::Clock;
 use crate::slack::{Publisher, SendError};
 use crate::store::{OutboxItem, Store};
 
@@ -68,6 +70,7 @@ pub struct Sender {
     limiter: Arc<Mutex<ChannelLimiter>>,
     opts: SenderOptions,
     wake: Arc<Notify>,
+    clock: Clock,
 }
 
 /// What happened to one message, for the caller waiting on it (replay).
@@ -80,11 +83,10 @@ pub enum Outcome {
     Unrecorded,
 }
 
+/// The system's wall clock in milliseconds, for one-off commands that run
+/// outside a server (the server itself reads its injected [`Clock`]).
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    Clock::system().now_ms()
 }
 
 impl Sender {
@@ -93,6 +95,7 @@ impl Sender {
         publisher: Arc<Publisher>,
         opts: SenderOptions,
         wake: Arc<Notify>,
+        clock: Clock,
     ) -> Sender {
         Sender {
             store,
@@ -103,6 +106,7 @@ impl Sender {
             ))),
             opts,
             wake,
+            clock,
         }
     }
 
@@ -120,8 +124,9 @@ impl Sender {
         }
         let mut in_flight = InFlight::default();
         let mut tasks: JoinSet<()> = JoinSet::new();
-        let mut last_prune = Instant::now();
-        let mut last_pass = Instant::now() - MIN_PASS_INTERVAL;
+        let clock = self.clock.clone();
+        let mut last_prune = clock.instant();
+        let mut last_pass = clock.instant() - MIN_PASS_INTERVAL;
         let mut pass_interval = MIN_PASS_INTERVAL;
         loop {
             if *shutdown.borrow() {
@@ -132,17 +137,18 @@ impl Sender {
             // is not re-read per delivery on the core intake needs.
             // The interval grows with the cost of a pass (a long backlog makes
             // the heads query slower): passes then take at most ~10 % of a core.
-            let since = last_pass.elapsed();
+            let since = clock.instant() - last_pass;
             if since < pass_interval {
                 tokio::time::sleep(pass_interval - since).await;
             }
-            last_pass = Instant::now();
+            last_pass = clock.instant();
             let next_ready = self.dispatch(&mut in_flight, &mut tasks).await;
-            pass_interval = (last_pass.elapsed() * 10).clamp(MIN_PASS_INTERVAL, MAX_PASS_INTERVAL);
+            pass_interval =
+                ((clock.instant() - last_pass) * 10).clamp(MIN_PASS_INTERVAL, MAX_PASS_INTERVAL);
 
-            if last_prune.elapsed() > Duration::from_secs(3600) {
-                last_prune = Instant::now();
-                let cutoff = now_ms() - 30 * 24 * 3600 * 1000;
+            if clock.instant() - last_prune > Duration::from_secs(3600) {
+                last_prune = clock.instant();
+                let cutoff = clock.now_ms() - 30 * 24 * 3600 * 1000;
                 match self.store.prune(cutoff).await {
                     Ok(n) => tracing::info!(
                         rows = n,
@@ -153,7 +159,7 @@ impl Sender {
             }
 
             let sleep_for = next_ready.map_or(self.opts.poll, |at| {
-                at.saturating_duration_since(Instant::now())
+                at.saturating_duration_since(clock.instant())
                     .min(self.opts.poll)
             });
             tokio::select! {
@@ -187,10 +193,10 @@ impl Sender {
             Ok(h) => h,
             Err(e) => {
                 tracing::error!(error = %e, "outbox unavailable; will retry");
-                return Some(Instant::now() + Duration::from_secs(1));
+                return Some(self.clock.instant() + Duration::from_secs(1));
             }
         };
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let mut earliest: Option<Instant> = None;
         let mut wake_at =
             |at: Instant| earliest = Some(earliest.map_or(at, |e: Instant| e.min(at)));
@@ -207,14 +213,14 @@ impl Sender {
                 .next_attempt_at
                 .max(head.lease_until.unwrap_or(i64::MIN));
             if ready_at > now {
-                wake_at(Instant::now() + Duration::from_millis((ready_at - now) as u64));
+                wake_at(self.clock.instant() + Duration::from_millis((ready_at - now) as u64));
                 continue;
             }
             if let Err(at) = self
                 .limiter
                 .lock()
                 .await
-                .try_acquire(&item.channel, Instant::now())
+                .try_acquire(&item.channel, self.clock.instant())
             {
                 wake_at(at);
                 continue;
@@ -229,14 +235,15 @@ impl Sender {
                 }
             }
             let channel = item.channel.clone();
-            let (store, publisher, limiter, opts) = (
+            let (store, publisher, limiter, opts, clock) = (
                 self.store.clone(),
                 self.publisher.clone(),
                 self.limiter.clone(),
                 self.opts.clone(),
+                self.clock.clone(),
             );
             let task = tasks.spawn(async move {
-                deliver(&store, &publisher, &limiter, &opts, item).await;
+                deliver(&store, &publisher, &limiter, &opts, &clock, item).await;
             });
             in_flight.start(task.id(), channel);
         }
@@ -284,18 +291,19 @@ pub async fn deliver(
     publisher: &Publisher,
     limiter: &Mutex<ChannelLimiter>,
     opts: &SenderOptions,
+    clock: &Clock,
     item: OutboxItem,
 ) -> Outcome {
     let attempt = item.attempts + 1;
-    let started = Instant::now();
+    let started = clock.instant();
     let result = publisher.post(&item.channel, &item.message).await;
-    let ms = started.elapsed().as_millis() as u64;
+    let ms = (clock.instant() - started).as_millis() as u64;
     let (id, channel, kind) = (item.id, item.channel.as_str(), item.kind.as_str());
     let recorded = match &result {
         Ok(posted) => {
             tracing::info!(outbox_id = id, delivery_id = %item.delivery_id, channel, kind, attempt, outcome = "sent", ts = posted.ts.as_deref(), latency_ms = ms, "slack send");
             store
-                .mark_sent(id, now_ms(), posted.ts.as_deref())
+                .mark_sent(id, clock.now_ms(), posted.ts.as_deref())
                 .await
                 .map(|_| Outcome::Sent)
         }
@@ -309,8 +317,8 @@ pub async fn deliver(
                 retry_after_ms = wait.as_millis() as u64,
                 "slack send"
             );
-            limiter.lock().await.block(channel, Instant::now() + *wait);
-            let at = now_ms() + wait.as_millis() as i64;
+            limiter.lock().await.block(channel, clock.instant() + *wait);
+            let at = clock.now_ms() + wait.as_millis() as i64;
             store
                 .reschedule(id, at, false, "rate limited")
                 .await
@@ -319,7 +327,7 @@ pub async fn deliver(
         Err(SendError::Transient(reason)) if (attempt as u32) < opts.max_attempts => {
             let wait = backoff::delay(attempt as u32, opts.retry_initial, opts.retry_max);
             tracing::warn!(outbox_id = id, channel, kind, attempt, outcome = "retry", error = %reason, retry_in_ms = wait.as_millis() as u64, "slack send");
-            let at = now_ms() + wait.as_millis() as i64;
+            let at = clock.now_ms() + wait.as_millis() as i64;
             store
                 .reschedule(id, at, true, reason)
                 .await

@@ -1,7 +1,7 @@
 //! "You were mentioned in a comment" — for PR conversation comments, review
 //! comments and review bodies.
 //!
-//! Every `@login` found by [`super::mentions::extract`] that maps to a Slack
+//! Every `@login` found by [`crate::github::mentions::extract`] that maps to a Slack
 //! member is told, with a link to the comment; `@org/team` mentions go to the
 //! team's user group. The commenter is never told about their own words, and a
 //! login nobody mapped is not worth a channel post.
@@ -10,9 +10,9 @@ use crate::config::NotifyConfig;
 use crate::github::{IssueCommentEvent, ReviewCommentEvent};
 use crate::slack::message::{Message, escape, quote_excerpt};
 
-use super::mentions::{Mention, extract};
 use super::recipients::{self, Unmapped};
 use super::{Decision, Kind, Notification, pr_link};
+use crate::github::mentions::{Mention, extract};
 
 /// Where the mention happened.
 pub struct Target<'a> {

@@ -10,7 +10,6 @@
 //! [`merged`]; [`recipients`] turns a GitHub login or team into Slack targets.
 
 pub mod mention;
-pub mod mentions;
 pub mod merged;
 pub mod recipients;
 pub mod review;
