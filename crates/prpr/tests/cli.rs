@@ -127,9 +127,10 @@ fn replay_prints_what_would_be_sent() {
 
 #[tokio::test]
 async fn the_server_on_postgresql() {
-    let Some(url) = support::postgres_db().await else {
+    let Some(db) = support::postgres_db().await else {
         return;
     };
+    let url = db.url.clone();
     let slack = SlackDouble::start(SlackConfig::default()).await;
     let s = Server::start(
         Some(&slack),
@@ -150,7 +151,8 @@ async fn the_server_on_postgresql() {
         json!({"status": "duplicate"})
     );
     let posted = slack.wait_for_posted(1, Duration::from_secs(10)).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let outbox = s.drained(Duration::from_secs(10)).await;
+    assert_eq!((outbox.sent, outbox.dead), (1, 0), "{outbox:?}");
     assert_eq!(slack.posted().len(), 1, "{}", s.log().join("\n"));
     assert_eq!(posted[0].channel, "U0OCTOCAT1");
     assert!(s.log_events("prpr listening")[0]["store"] == "postgres");

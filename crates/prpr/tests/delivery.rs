@@ -47,7 +47,9 @@ async fn rate_limit_storm_delivers_each_message_exactly_once_in_order() {
         );
     }
     let posted = slack.wait_for_posted(12, Duration::from_secs(30)).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Nothing is left to send, so nothing more can arrive.
+    let outbox = s.drained(Duration::from_secs(30)).await;
+    assert_eq!((outbox.sent, outbox.dead), (12, 0), "{outbox:?}");
     let posted_all = slack.posted();
     assert_eq!(
         posted_all.len(),
@@ -99,19 +101,28 @@ async fn slack_down_for_a_while_then_everything_arrives_once() {
             202
         );
     }
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    assert!(slack.posted().is_empty());
     assert!(
-        slack.attempts().iter().filter(|a| a.status == 503).count() >= 5,
+        support::eventually(Duration::from_secs(10), || slack
+            .attempts()
+            .iter()
+            .filter(|a| a.status == 503)
+            .count()
+            >= 5)
+        .await,
         "prpr kept retrying"
     );
+    assert!(slack.posted().is_empty());
+    assert_eq!(s.outbox().await.pending, 5, "nothing given up on");
     // Then Slack stops answering at all (connection refused), then comes back.
     slack.stop().await;
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    let retries_before = s.log_events("slack send").len();
+    s.logged("slack send", retries_before + 3, Duration::from_secs(10))
+        .await;
     slack.set_fault(Fault::None);
     slack.restart().await.unwrap();
     let posted = slack.wait_for_posted(5, Duration::from_secs(15)).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let outbox = s.drained(Duration::from_secs(15)).await;
+    assert_eq!((outbox.sent, outbox.dead), (5, 0), "{outbox:?}");
     assert_eq!(slack.posted().len(), 5, "{posted:#?}");
     let counts = count_by_channel(&slack.posted());
     assert!(counts.values().all(|&n| n == 1), "{counts:?}");
@@ -234,14 +245,22 @@ async fn killed_with_messages_queued_delivers_them_after_restart() {
             202
         );
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Killed while sends are in flight.
+    assert!(
+        support::eventually(Duration::from_secs(10), || slack
+            .attempts()
+            .iter()
+            .any(|a| a.error.as_deref() == Some("hang")))
+        .await
+    );
     s.kill9().await;
     slack.set_fault(Fault::None);
     slack.stop().await; // close the hung connections
     slack.restart().await.unwrap();
     let s = s.restart().await;
     let posted = slack.wait_for_posted(20, Duration::from_secs(15)).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let outbox = s.drained(Duration::from_secs(15)).await;
+    assert_eq!((outbox.sent, outbox.dead), (20, 0), "{outbox:?}");
     assert_eq!(slack.posted().len(), 20, "{posted:#?}");
     let counts = count_by_channel(&slack.posted());
     assert_eq!(counts.len(), 20);
@@ -295,7 +314,14 @@ async fn sigterm_during_a_slow_send_waits_for_it() {
     .await;
     slack.fail_next(1, Fault::Hang);
     s.deliver("pull_request", "slow-1", &request("r0", 3)).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The send has reached Slack (and hangs there) before the signal.
+    assert!(
+        support::eventually(Duration::from_secs(10), || slack
+            .attempts()
+            .iter()
+            .any(|a| a.error.as_deref() == Some("hang")))
+        .await
+    );
     let t = std::time::Instant::now();
     s.sigterm();
     let status = s

@@ -234,10 +234,19 @@ async fn kill9_while_streaming_and_sending_then_every_acknowledged_delivery_arri
         .await,
         "no send was left hanging"
     );
-    // Any send that got past the fault before it was set has finished by now,
-    // so the kill cannot fall between Slack's "ok" and the store's "sent" (the
-    // one window where at-least-once delivery may duplicate).
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Wait until every send that got past the fault before it was set is
+    // recorded as sent, so the kill cannot fall between Slack's "ok" and the
+    // store's "sent" (the one window where at-least-once delivery may
+    // duplicate). Slack hangs from now on, so the two stay equal.
+    let start = Instant::now();
+    while s.outbox().await.sent != slack.posted().len() as i64 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "Slack's answers were never recorded as sent: {:?}",
+            s.outbox().await
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let posted_before_kill = slack.posted().len();
     s.kill9().await;
     for t in tasks {
@@ -283,7 +292,8 @@ async fn kill9_while_streaming_and_sending_then_every_acknowledged_delivery_arri
         redelivered.push(target(&u.body));
     }
     assert!(wait_for_all(&slack, &redelivered, Duration::from_secs(30)).await);
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Nothing left to send: the counts below are final.
+    s.drained(Duration::from_secs(30)).await;
 
     let counts = posted_counts(&slack);
     let dupes: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
@@ -354,7 +364,17 @@ async fn slack_500s_hangs_and_429s_across_several_prs_deliver_once_in_order() {
             n += 1;
         }
         if pr == 12 {
-            tokio::time::sleep(Duration::from_millis(400)).await;
+            // Phase 1 has really met Slack's 500s (and retried them).
+            assert!(
+                support::eventually(Duration::from_secs(10), || slack
+                    .attempts()
+                    .iter()
+                    .filter(|a| a.status == 500)
+                    .count()
+                    >= 3)
+                .await,
+                "prpr did not retry the 500s"
+            );
             // Phase 2: a scripted mix of every failure, then the limit alone.
             slack.set_fault(Fault::None);
             for f in [
@@ -379,7 +399,8 @@ async fn slack_500s_hangs_and_429s_across_several_prs_deliver_once_in_order() {
     let posted = slack
         .wait_for_posted(expected, Duration::from_secs(60))
         .await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let outbox = s.drained(Duration::from_secs(30)).await;
+    assert_eq!(outbox.dead, 0, "{outbox:?}");
     let posted_all = slack.posted();
     assert_eq!(
         posted_all.len(),
@@ -438,9 +459,10 @@ async fn admin_sql(sql: &str) {
 
 #[tokio::test]
 async fn postgres_going_away_answers_503_then_resumes_without_losing_anything() {
-    let Some(url) = support::postgres_db().await else {
+    let Some(pg) = support::postgres_db().await else {
         return;
     };
+    let url = pg.url.clone();
     let db = url.rsplit('/').next().unwrap().to_string();
     assert!(db.starts_with("prpr_test_"), "{db}");
     let slack = SlackDouble::start(SlackConfig::default()).await;
@@ -534,7 +556,7 @@ async fn postgres_going_away_answers_503_then_resumes_without_losing_anything() 
     assert_eq!(dup.reply["status"], "duplicate", "{dup:?}");
 
     assert!(wait_for_all(&slack, &acked, Duration::from_secs(20)).await);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    s.drained(Duration::from_secs(20)).await;
     let counts = posted_counts(&slack);
     assert_eq!(counts.len(), acked.len(), "{counts:?}");
     assert!(counts.values().all(|&n| n == 1), "{counts:?}");
@@ -566,6 +588,30 @@ async fn half_send(base: &str, delivery: &str, body: &Value) -> HalfSent {
         tcp,
         rest: bytes[half..].to_vec(),
     }
+}
+
+/// Returns once the server has accepted every connection opened before this
+/// call: connections are accepted in the order they were queued, so a new
+/// connection that gets an answer comes after all of them.
+async fn accepted_barrier(base: &str) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(
+        format!("GET /healthz HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut reply = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut reply))
+        .await
+        .expect("an answer")
+        .expect("read");
+    assert!(
+        reply.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
 }
 
 impl HalfSent {
@@ -612,7 +658,13 @@ async fn sigterm_under_load_finishes_requests_keeps_the_queue_and_exits_zero() {
         stop.clone(),
         log.clone(),
     );
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Traffic is flowing and a queue is building up.
+    assert!(
+        support::eventually(Duration::from_secs(10), || log.lock().unwrap().len() >= 40
+            && !slack.posted().is_empty())
+        .await,
+        "no traffic"
+    );
     // Three deliveries the server is in the middle of reading.
     let mut slow = Vec::new();
     let mut slow_targets = Vec::new();
@@ -621,11 +673,17 @@ async fn sigterm_under_load_finishes_requests_keeps_the_queue_and_exits_zero() {
         slow_targets.push(target(&body));
         slow.push(half_send(&s.base, &format!("term-slow-{i}"), &body).await);
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    accepted_barrier(&s.base).await;
 
     let signal = Instant::now();
     s.sigterm();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The server is shutting down before the slow requests finish.
+    s.logged(
+        "shutdown requested: finishing in-flight requests and Slack sends",
+        1,
+        Duration::from_secs(10),
+    )
+    .await;
     // In-flight requests finish after the signal, with their 202.
     for h in slow {
         let reply = h.finish().await;
@@ -682,7 +740,7 @@ async fn sigterm_under_load_finishes_requests_keeps_the_queue_and_exits_zero() {
             .filter(|k| !posted_counts(&slack).contains_key(*k))
             .collect::<Vec<_>>()
     );
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    s.drained(Duration::from_secs(30)).await;
     let counts = posted_counts(&slack);
     assert!(
         counts.values().all(|&n| n == 1),

@@ -24,13 +24,14 @@ async fn setup(config: &str) -> (Server, SlackDouble) {
     (server, slack)
 }
 
-async fn expect_posts(slack: &SlackDouble, n: usize) -> Vec<Posted> {
-    let posted = slack.wait_for_posted(n, Duration::from_secs(10)).await;
-    assert_eq!(posted.len(), n, "posted: {posted:#?}");
-    // Nothing more trickles in.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+/// Exactly `n` messages in all. The deliveries were answered (so their
+/// notifications are queued); once the outbox has drained nothing more can
+/// arrive, so Slack's record is final.
+async fn expect_posts(s: &Server, slack: &SlackDouble, n: usize) -> Vec<Posted> {
+    let outbox = s.drained(Duration::from_secs(10)).await;
+    assert_eq!(outbox.dead, 0, "{outbox:?}");
     let all = slack.posted();
-    assert_eq!(all.len(), n, "unexpected extra posts: {all:#?}");
+    assert_eq!(all.len(), n, "posted: {all:#?}");
     all
 }
 
@@ -43,7 +44,7 @@ async fn review_request_reaches_the_reviewer_as_a_dm_once_with_block_kit() {
     let (s, slack) = setup(support::BASE_CONFIG).await;
     let payload = fixture("pull_request.review_requested.user");
     assert_eq!(s.deliver("pull_request", "rr-1", &payload).await.0, 202);
-    let posted = expect_posts(&slack, 1).await;
+    let posted = expect_posts(&s, &slack, 1).await;
     let p = &posted[0];
     assert_eq!(p.channel, "U0OCTOCAT1");
     let expected = format!(":eyes: @Codertocat requested your review on {PR_LINK}\n{PR_LINE}");
@@ -56,7 +57,7 @@ async fn review_request_reaches_the_reviewer_as_a_dm_once_with_block_kit() {
 
     // The same request arriving again under a new delivery ID is not announced twice.
     assert_eq!(s.deliver("pull_request", "rr-2", &payload).await.0, 202);
-    expect_posts(&slack, 1).await;
+    expect_posts(&s, &slack, 1).await;
 }
 
 #[tokio::test]
@@ -80,7 +81,7 @@ async fn re_request_after_a_review_says_re_requested() {
         .0,
         202
     );
-    let posted = expect_posts(&slack, 2).await;
+    let posted = expect_posts(&s, &slack, 2).await;
     assert_eq!(
         posted[0].channel, "U0CODERTO1",
         "the author hears about the review first"
@@ -102,7 +103,7 @@ async fn channel_delivery_mentions_the_reviewer_in_the_channel() {
         &fixture("pull_request.review_requested.user"),
     )
     .await;
-    let mut posted = expect_posts(&slack, 2).await;
+    let mut posted = expect_posts(&s, &slack, 2).await;
     posted.sort_by(|a, b| a.channel.cmp(&b.channel));
     assert_eq!(posted[0].channel, "C0GENERAL1");
     assert_eq!(
@@ -128,7 +129,7 @@ async fn team_request_mentions_the_user_group() {
         .remove("requested_reviewer");
     payload["requested_team"] = json!({"name": "Justice League", "id": 1, "node_id": "MDQ6VGVhbTE=", "slug": "justice-league", "privacy": "closed", "permission": "admin"});
     assert_eq!(s.deliver("pull_request", "team-1", &payload).await.0, 202);
-    let posted = expect_posts(&slack, 1).await;
+    let posted = expect_posts(&s, &slack, 1).await;
     assert_eq!(posted[0].channel, "C0JUSTICE1");
     assert_eq!(
         text(&posted[0]),
@@ -147,9 +148,8 @@ async fn drafts_stay_quiet_until_ready_for_review() {
         s.deliver("pull_request", "d-1", &draft_request).await,
         (202, json!({"status": "ignored", "notifications": 0}))
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(slack.posted().is_empty());
-    let skipped = &s.log_events("delivery")[0]["skipped"];
+    expect_posts(&s, &slack, 0).await;
+    let skipped = &s.logged("delivery", 1, Duration::from_secs(5)).await[0]["skipped"];
     assert_eq!(skipped, "pull request is a draft");
 
     let mut ready = fixture("pull_request.ready_for_review");
@@ -160,7 +160,7 @@ async fn drafts_stay_quiet_until_ready_for_review() {
         "fixture has octocat requested"
     );
     assert_eq!(s.deliver("pull_request", "d-2", &ready).await.0, 202);
-    let posted = expect_posts(&slack, 1).await;
+    let posted = expect_posts(&s, &slack, 1).await;
     assert_eq!(posted[0].channel, "U0OCTOCAT1");
     assert_eq!(
         text(&posted[0]),
@@ -177,10 +177,10 @@ async fn self_requests_and_bots_are_skipped() {
     let mut bot = fixture("pull_request.review_requested.user");
     bot["sender"] = json!({"login": "dependabot[bot]", "type": "Bot"});
     s.deliver("pull_request", "bot-1", &bot).await;
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    assert!(slack.posted().is_empty());
+    expect_posts(&s, &slack, 0).await;
     let reasons: Vec<Value> = s
-        .log_events("delivery")
+        .logged("delivery", 2, Duration::from_secs(5))
+        .await
         .iter()
         .map(|l| l["skipped"].clone())
         .collect();
@@ -214,7 +214,7 @@ async fn review_results_reach_the_author() {
             202
         );
     }
-    let posted = expect_posts(&slack, 3).await;
+    let posted = expect_posts(&s, &slack, 3).await;
     let link = format!("<{url}|Codertocat/Hello-World#2>");
     let tail = "*Update the README with new information.*\n> Looks great &lt;3\n> One nit &amp; one question\n> third…";
     let texts: Vec<&str> = posted.iter().map(text).collect();
@@ -235,7 +235,7 @@ async fn review_results_reach_the_author() {
         &fixture("pull_request_review.submitted"),
     )
     .await;
-    expect_posts(&slack, 3).await;
+    expect_posts(&s, &slack, 3).await;
 }
 
 #[tokio::test]
@@ -252,7 +252,7 @@ async fn mentions_in_comments_reach_mapped_members() {
         s.deliver("issue_comment", "c-1", &c).await,
         (202, json!({"status": "queued", "notifications": 1}))
     );
-    let posted = expect_posts(&slack, 1).await;
+    let posted = expect_posts(&s, &slack, 1).await;
     assert_eq!(posted[0].channel, "U0OCTOCAT1");
     let url = c["comment"]["html_url"].as_str().unwrap();
     let title = c["issue"]["title"].as_str().unwrap();
@@ -278,7 +278,7 @@ async fn mentions_in_comments_reach_mapped_members() {
         s.deliver("pull_request_review_comment", "c-3", &rc).await.0,
         202
     );
-    let posted = expect_posts(&slack, 2).await;
+    let posted = expect_posts(&s, &slack, 2).await;
     assert_eq!(posted[1].channel, "U0HUBOT001");
     assert!(text(&posted[1]).starts_with(&format!(
         ":wave: @Codertocat mentioned you on <{}|Codertocat/Hello-World#2>",
@@ -306,7 +306,7 @@ async fn merged_notice_goes_to_the_merged_channel() {
     merged["pull_request"]["merged"] = json!(true);
     merged["pull_request"]["merged_by"] = json!({"login": "octocat", "type": "User"});
     assert_eq!(s.deliver("pull_request", "m-1", &merged).await.0, 202);
-    let posted = expect_posts(&slack, 1).await;
+    let posted = expect_posts(&s, &slack, 1).await;
     assert_eq!(posted[0].channel, "C0MERGED01");
     assert_eq!(
         text(&posted[0]),
@@ -320,7 +320,7 @@ async fn user_text_is_escaped_for_slack() {
     let mut payload = fixture("pull_request.review_requested.user");
     payload["pull_request"]["title"] = json!("<!channel> & <@U0EVIL> *bold*");
     s.deliver("pull_request", "esc-1", &payload).await;
-    let posted = expect_posts(&slack, 1).await;
+    let posted = expect_posts(&s, &slack, 1).await;
     assert!(
         text(&posted[0])
             .contains("*&lt;!channel&gt; &amp; &lt;@U0EVIL&gt; *bold** · by @Codertocat"),
@@ -365,7 +365,7 @@ async fn members_md_in_prpr_format_with_a_bad_line() {
         &fixture("pull_request.review_requested.user"),
     )
     .await;
-    let posted = expect_posts(&slack, 1).await;
+    let posted = expect_posts(&s, &slack, 1).await;
     assert_eq!(posted[0].channel, "U0FROMMD01");
 }
 
@@ -416,7 +416,7 @@ async fn slack_names_from_a_prpr_members_md_are_resolved_to_ids() {
         &fixture("pull_request.review_requested.user"),
     )
     .await;
-    let posted = expect_posts(&slack, 1).await;
+    let posted = expect_posts(&s, &slack, 1).await;
     assert_eq!(
         posted[0].channel, "U0OCTOSLK1",
         "a real DM, not a plain-text @name"

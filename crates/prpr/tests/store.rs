@@ -255,9 +255,9 @@ async fn sqlite_store() -> Option<(Store, tempfile::TempDir)> {
     Some((Store::connect(&url).await.expect("sqlite"), dir))
 }
 
-async fn postgres_store() -> Option<(Store, ())> {
-    let url = support::postgres_db().await?;
-    Some((Store::connect(&url).await.expect("postgres"), ()))
+async fn postgres_store() -> Option<(Store, support::PgDb)> {
+    let db = support::postgres_db().await?;
+    Some((Store::connect(&db.url).await.expect("postgres"), db))
 }
 
 macro_rules! both_backends {
@@ -275,7 +275,7 @@ macro_rules! both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let Some((store, _)) = super::postgres_store().await else { return };
+                    let Some((store, _db)) = super::postgres_store().await else { return };
                     super::$name(store).await;
                 }
             )*

@@ -106,6 +106,16 @@ pub fn decide(event: &Event, state: &PrState, cfg: &NotifyConfig) -> Decision {
         };
         d.notifications.clear();
         d.skipped = vec![format!("sender {} is a bot", sender.login)];
+        // Nobody was told, so nothing the bot requested counts as announced:
+        // a later `ready_for_review` still announces it.
+        if let Some(next) = &mut d.state {
+            next.requested.retain(|k| state.requested.contains(k));
+            next.requested_teams
+                .retain(|k| state.requested_teams.contains(k));
+            if next == state {
+                d.state = None;
+            }
+        }
         return d;
     }
     match event {

@@ -21,31 +21,32 @@ pub fn on_pull_request(e: &PullRequestEvent, state: &PrState, cfg: &NotifyConfig
             let mut d = Decision::default();
             if let Some(reviewer) = &e.requested_reviewer {
                 let key = reviewer.login.to_ascii_lowercase();
-                let already = !next.requested.insert(key.clone());
                 if reviewer.login.eq_ignore_ascii_case(&e.sender.login) {
                     d.skipped
                         .push(format!("{} requested their own review", reviewer.login));
                 } else if e.pull_request.draft {
+                    // Not remembered: `ready_for_review` announces it.
                     d.skipped.push("pull request is a draft".into());
-                } else if already {
+                } else if state.requested.contains(&key) {
                     d.skipped
                         .push(format!("review from {} already requested", reviewer.login));
                 } else {
                     let again = state.reviewed.contains(&key);
                     d.notifications = tell_reviewer(e, &reviewer.login, again, cfg);
+                    next.requested.insert(key);
                 }
             } else if let Some(team) = &e.requested_team {
                 let key = format!("{org}/{}", team.slug).to_ascii_lowercase();
-                let already = !next.requested_teams.insert(key);
                 if e.pull_request.draft {
                     d.skipped.push("pull request is a draft".into());
-                } else if already {
+                } else if state.requested_teams.contains(&key) {
                     d.skipped.push(format!(
                         "review from team {org}/{} already requested",
                         team.slug
                     ));
                 } else {
                     d.notifications.extend(tell_team(e, org, &team.slug, cfg));
+                    next.requested_teams.insert(key);
                 }
             } else {
                 d.skipped
@@ -76,10 +77,17 @@ pub fn on_pull_request(e: &PullRequestEvent, state: &PrState, cfg: &NotifyConfig
         "ready_for_review" => {
             let mut next = state.clone();
             let mut d = Decision::default();
+            // Everyone requested and not yet told: requests made while the PR
+            // was a draft. Those announced before it went back to draft are
+            // still open and are not repeated.
+            let mut already = 0;
             for r in &e.pull_request.requested_reviewers {
                 let key = r.login.to_ascii_lowercase();
-                next.requested.insert(key.clone());
                 if r.login.eq_ignore_ascii_case(&e.sender.login) {
+                    continue;
+                }
+                if state.requested.contains(&key) {
+                    already += 1;
                     continue;
                 }
                 d.notifications.extend(tell_reviewer(
@@ -88,14 +96,23 @@ pub fn on_pull_request(e: &PullRequestEvent, state: &PrState, cfg: &NotifyConfig
                     state.reviewed.contains(&key),
                     cfg,
                 ));
+                next.requested.insert(key);
             }
             for t in &e.pull_request.requested_teams {
-                next.requested_teams
-                    .insert(format!("{org}/{}", t.slug).to_ascii_lowercase());
+                let key = format!("{org}/{}", t.slug).to_ascii_lowercase();
+                if state.requested_teams.contains(&key) {
+                    already += 1;
+                    continue;
+                }
                 d.notifications.extend(tell_team(e, org, &t.slug, cfg));
+                next.requested_teams.insert(key);
             }
             if d.notifications.is_empty() {
-                d.skipped.push("no reviewer requested yet".into());
+                d.skipped.push(if already > 0 {
+                    "every requested reviewer was already told".into()
+                } else {
+                    "no reviewer requested yet".into()
+                });
             }
             d.state = (next != *state).then_some(next);
             d
@@ -274,8 +291,9 @@ mod tests {
         );
         assert!(d.notifications.is_empty());
         assert_eq!(d.skipped, vec!["sender renovate[bot] is a bot".to_string()]);
-        // A bot's request is remembered, so a later ready_for_review still announces it.
-        assert!(d.state.expect("state").requested.contains("alice"));
+        // Nobody was told about a bot's request, so it is not remembered as
+        // announced: a later ready_for_review still announces it.
+        assert!(d.state.is_none_or(|s| !s.requested.contains("alice")));
         let mut c2 = cfg();
         c2.bots = vec!["ci-user".into()];
         assert!(
@@ -330,6 +348,20 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn back_to_draft_and_ready_again_does_not_repeat_a_request() {
+        let c = cfg();
+        let d = decide(&requested("carol", "alice", false), &PrState::default(), &c);
+        assert_eq!(d.notifications.len(), 1);
+        let state = d.state.expect("remembered");
+        let mut v = base("ready_for_review", "carol");
+        v["pull_request"] = pr_json("carol", false);
+        v["pull_request"]["requested_reviewers"] = json!([{"login": "alice"}, {"login": "bob"}]);
+        let d = decide(&event("pull_request", v), &state, &c);
+        let told: Vec<&str> = d.notifications.iter().map(|n| n.channel.as_str()).collect();
+        assert_eq!(told, vec!["U0BOB0001"], "alice was already told");
     }
 
     fn team_requested(slug: &str) -> crate::github::Event {

@@ -13,7 +13,7 @@
 
 mod outbox;
 
-pub use outbox::{Head, OutboxItem, OutboxRow, OutboxStatus};
+pub use outbox::{Head, OutboxCounts, OutboxItem, OutboxRow, OutboxStatus};
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -59,6 +59,15 @@ impl OutboxStatus {
     }
 }
 
+/// How many messages are in each state: what "the outbox has drained"
+/// means (nothing pending), for `replay`, health output and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct OutboxCounts {
+    pub pending: i64,
+    pub sent: i64,
+    pub dead: i64,
+}
+
 /// A row as `prpr outbox list` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OutboxRow {
@@ -230,6 +239,25 @@ impl Store {
                 .execute(p)
                 .await?
                 .rows_affected())
+        })
+    }
+
+    /// Messages per state, in one query over the `outbox_status` index.
+    pub async fn outbox_counts(&self) -> Result<OutboxCounts, StoreError> {
+        with_pool!(self, p => {
+            let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM outbox GROUP BY status")
+                .fetch_all(p)
+                .await?;
+            let mut counts = OutboxCounts::default();
+            for r in &rows {
+                let n: i64 = r.try_get("n")?;
+                match OutboxStatus::parse(&r.try_get::<String, _>("status")?)? {
+                    OutboxStatus::Pending => counts.pending = n,
+                    OutboxStatus::Sent => counts.sent = n,
+                    OutboxStatus::Dead => counts.dead = n,
+                }
+            }
+            Ok(counts)
         })
     }
 

@@ -98,6 +98,8 @@ pub struct Server {
     launch_args: Vec<String>,
     config_path: PathBuf,
     http: reqwest::Client,
+    /// The test's own handle on the server's database, opened on first use.
+    store: tokio::sync::OnceCell<prpr::store::Store>,
 }
 
 pub fn bin() -> &'static str {
@@ -204,6 +206,7 @@ impl Server {
             launch_args: args,
             config_path,
             http: reqwest::Client::new(),
+            store: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -221,6 +224,56 @@ impl Server {
         let _ = child.start_kill();
         let _ = child.wait().await;
         Server::spawn(dir, config_path, database_url, launch_env, launch_args).await
+    }
+
+    /// The server's database, as the test sees it (a second connection).
+    pub async fn store(&self) -> &prpr::store::Store {
+        self.store
+            .get_or_try_init(|| prpr::store::Store::connect(&self.database_url))
+            .await
+            .expect("open the server's database")
+    }
+
+    /// The outbox right now.
+    pub async fn outbox(&self) -> prpr::store::OutboxCounts {
+        self.store()
+            .await
+            .outbox_counts()
+            .await
+            .expect("count the outbox")
+    }
+
+    /// Waits until nothing is pending in the outbox (every message sent or
+    /// dead-lettered) and returns the final counts. This is how a test proves
+    /// "nothing more arrives": once the queue is empty the sender has nothing
+    /// left to send, so whatever Slack has recorded by now is all it gets.
+    pub async fn drained(&self, timeout: Duration) -> prpr::store::OutboxCounts {
+        let start = Instant::now();
+        loop {
+            let counts = self.outbox().await;
+            if counts.pending == 0 {
+                return counts;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "the outbox did not drain within {timeout:?}: {counts:?}\n{}",
+                self.log().join("\n")
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until the server has logged `message` at least `n` times.
+    pub async fn logged(&self, message: &str, n: usize, timeout: Duration) -> Vec<Value> {
+        let ok = eventually(timeout, || self.log_events(message).len() >= n).await;
+        let events = self.log_events(message);
+        assert!(
+            ok,
+            "expected {n} log lines {message:?}, saw {}:\n{}",
+            events.len(),
+            self.log().join("\n")
+        );
+        events
     }
 
     pub fn log(&self) -> Vec<String> {
@@ -343,10 +396,49 @@ pub async fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool 
 
 // ---- PostgreSQL -------------------------------------------------------------
 
+/// A PostgreSQL database made for one test, dropped when the test ends (even
+/// when it fails), so repeated runs do not pile up databases on the server.
+pub struct PgDb {
+    pub url: String,
+    admin: String,
+    name: String,
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        use sqlx::Connection;
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        // Drop cannot await: a short-lived thread with its own runtime does
+        // it. FORCE ends connections a killed server may have left behind.
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            rt.block_on(async {
+                let mut conn = sqlx::PgConnection::connect(&admin)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&mut conn)
+                .await
+                .map_err(|e| e.to_string())?;
+                Ok::<(), String>(())
+            })
+        })
+        .join();
+        if let Ok(Err(e)) = dropped {
+            eprintln!("could not drop test database {}: {e}", self.name);
+        }
+    }
+}
+
 /// A fresh PostgreSQL database for one test, or `None` (with a message) when
 /// no server is reachable. `PRPR_REQUIRE_POSTGRES=1` (set by `.ci/run`) turns
 /// a missing server into a failure, so CI cannot silently skip these suites.
-pub async fn postgres_db() -> Option<String> {
+pub async fn postgres_db() -> Option<PgDb> {
     /// Says so once per test binary, on the real stderr: the test harness
     /// captures `eprintln!` of passing tests, and a skip must be visible.
     fn skipped(why: &str) {
@@ -390,5 +482,9 @@ pub async fn postgres_db() -> Option<String> {
         .rsplit_once('/')
         .map(|(b, _)| b.to_string())
         .unwrap_or(admin.clone());
-    Some(format!("{base}/{name}"))
+    Some(PgDb {
+        url: format!("{base}/{name}"),
+        admin,
+        name,
+    })
 }

@@ -1,0 +1,117 @@
+//! The server held in hand: prpr's own `app::run` and intake router on a
+//! listener the test bound, stopped by a future the test owns, and — where no
+//! database work happens while time is frozen — tokio's clock paused, so a
+//! timeout measured in seconds passes in microseconds and is asserted exactly.
+//!
+//! Why not everything paused: the SQLite driver answers from its own worker
+//! thread, which tokio's auto-advance cannot see, so a paused clock could
+//! jump past a pool timeout while a query is merely running. Paused-clock
+//! tests therefore open the store first and freeze time only around code that
+//! does not touch it (the body timeout, the rate limiter and backoff in their
+//! unit tests).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure with its message
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prpr::clock::Clock;
+use prpr::config::{Config, NotifyConfig, Secret};
+use prpr::intake::{self, Intake, signature::Verifier};
+use prpr::store::Store;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+async fn sqlite_store(dir: &tempfile::TempDir) -> Arc<Store> {
+    let url = format!("sqlite://{}", dir.path().join("prpr.db").display());
+    Arc::new(Store::connect(&url).await.expect("open SQLite"))
+}
+
+/// Sends `request` on a fresh connection and reads the whole answer.
+async fn exchange(addr: std::net::SocketAddr, request: &str) -> String {
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut reply = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), tcp.read_to_end(&mut reply))
+        .await
+        .expect("an answer")
+        .expect("read");
+    String::from_utf8_lossy(&reply).into_owned()
+}
+
+#[tokio::test]
+async fn a_trickled_body_gets_408_after_exactly_15_s() {
+    let dir = tempfile::tempdir().unwrap();
+    let intake = Arc::new(Intake {
+        store: sqlite_store(&dir).await,
+        notify: Arc::new(NotifyConfig::default()),
+        verifier: Some(Verifier::new(Secret::new("s3cret"), false)),
+        wake: Arc::new(tokio::sync::Notify::new()),
+        clock: Clock::system(),
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, intake::router(intake)).await });
+
+    tokio::time::pause();
+    let start = tokio::time::Instant::now();
+    // 100 bytes announced, 5 sent, the rest never comes.
+    let reply = exchange(
+        addr,
+        "POST /webhook HTTP/1.1\r\nhost: prpr\r\ncontent-type: application/json\r\nx-github-event: push\r\nx-github-delivery: slow-1\r\ncontent-length: 100\r\nconnection: close\r\n\r\n{\"a\":",
+    )
+    .await;
+    let waited = start.elapsed();
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    assert!(
+        reply.ends_with(r#"{"error":"request body not received within 15 s"}"#),
+        "{reply}"
+    );
+    assert!(
+        (Duration::from_secs(15)..Duration::from_secs(16)).contains(&waited),
+        "answered after {waited:?} of clock time"
+    );
+}
+
+#[tokio::test]
+async fn run_serves_on_the_given_listener_and_returns_when_shutdown_resolves() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = Config {
+        database_url: format!("sqlite://{}", dir.path().join("prpr.db").display()),
+        github: prpr::config::GithubConfig {
+            webhook_secret: Some(Secret::new("s3cret")),
+            ..Default::default()
+        },
+        ..Config::default()
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(prpr::app::run(
+        cfg,
+        Default::default(),
+        listener,
+        async move {
+            let _ = stopped.await;
+        },
+        Clock::system(),
+    ));
+
+    let reply = exchange(
+        addr,
+        "GET /readyz HTTP/1.1\r\nhost: prpr\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(reply.ends_with(r#"{"status":"ready"}"#), "{reply}");
+
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), server)
+        .await
+        .expect("run returned after shutdown")
+        .expect("the server task did not panic")
+        .expect("a clean shutdown");
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "the listener is closed after shutdown"
+    );
+}
