@@ -247,6 +247,17 @@ async fn kill9_while_streaming_and_sending_then_every_acknowledged_delivery_arri
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // Enough deliveries acknowledged to make the kill meaningful.
+    assert!(
+        support::eventually(Duration::from_secs(10), || split_acknowledged(
+            &log.lock().unwrap()
+        )
+        .0
+        .len()
+            >= 20)
+        .await,
+        "too little traffic before the kill"
+    );
     let posted_before_kill = slack.posted().len();
     s.kill9().await;
     for t in tasks {

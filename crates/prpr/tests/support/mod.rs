@@ -94,6 +94,9 @@ pub struct Server {
     pub dir: Arc<tempfile::TempDir>,
     pub database_url: String,
     lines: Arc<Mutex<Vec<String>>>,
+    /// The tasks reading stdout and stderr: done once the process has exited
+    /// and everything it wrote has been read.
+    readers: Vec<tokio::task::JoinHandle<()>>,
     launch_env: Vec<(String, String)>,
     launch_args: Vec<String>,
     config_path: PathBuf,
@@ -152,6 +155,7 @@ impl Server {
             .kill_on_drop(true);
         let mut child = cmd.spawn().expect("spawn prpr");
         let lines = Arc::new(Mutex::new(Vec::new()));
+        let mut readers = Vec::new();
         for stream in [
             child
                 .stdout
@@ -166,12 +170,12 @@ impl Server {
         .flatten()
         {
             let lines = lines.clone();
-            tokio::spawn(async move {
+            readers.push(tokio::spawn(async move {
                 let mut r = BufReader::new(stream).lines();
                 while let Ok(Some(line)) = r.next_line().await {
                     lines.lock().unwrap().push(line);
                 }
-            });
+            }));
         }
         let started = Instant::now();
         let addr = loop {
@@ -202,6 +206,7 @@ impl Server {
             dir,
             database_url,
             lines,
+            readers,
             launch_env: env,
             launch_args: args,
             config_path,
@@ -361,11 +366,17 @@ impl Server {
         assert!(ok.success());
     }
 
+    /// Waits for the process to exit and for everything it wrote to be
+    /// read, so [`Server::log`] is then complete.
     pub async fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        tokio::time::timeout(timeout, self.child.wait())
+        let status = tokio::time::timeout(timeout, self.child.wait())
             .await
             .ok()
-            .and_then(Result::ok)
+            .and_then(Result::ok)?;
+        for reader in self.readers.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(10), reader).await;
+        }
+        Some(status)
     }
 
     /// Runs another prpr command against this server's config and database.
