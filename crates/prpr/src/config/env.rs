@@ -239,17 +239,31 @@ pub(crate) fn apply(
     }
 }
 
-/// The variables, for `--help`: `VAR (or ALIAS)  setting`.
+/// The variables, for `--help`: each with the setting it overrides (see
+/// `prpr config example` for what each means).
 pub fn help() -> String {
-    let mut s = String::from(
-        "Environment (overrides the config file; empty counts as unset):\n  PRPR_CONFIG  the config file, when --config is not given\n",
-    );
-    for o in OVERRIDES {
+    let rows: Vec<(String, String)> = std::iter::once((
+        "PRPR_CONFIG".to_string(),
+        "the config file, when --config is not given".to_string(),
+    ))
+    .chain(OVERRIDES.iter().map(|o| {
         let names = std::iter::once(o.var)
             .chain(o.aliases.iter().copied())
             .collect::<Vec<_>>()
             .join(" or ");
-        s.push_str(&format!("  {names}  {}\n", o.setting));
+        (names, o.setting.to_string())
+    }))
+    .collect();
+    let width = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    let mut s = String::from(
+        "Environment (overrides the config file's setting shown; empty counts as unset;\n`prpr config example` explains each setting):\n",
+    );
+    for (names, setting) in rows {
+        s.push_str(&format!("  {names:<width$}  {setting}\n"));
     }
+    s.push_str(&format!(
+        "  {:<width$}  log filter (default info)\n",
+        "RUST_LOG"
+    ));
     s
 }
