@@ -568,6 +568,31 @@ mod tests {
     }
 
     #[test]
+    fn unknown_key_is_an_error_with_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(&dir, "c.toml", "[slack]\nbot_tokn = \"x\"\n");
+        let loaded = load(Some(&p), &[("X", "")]);
+        let first = &loaded.problems[0];
+        assert_eq!(first.line, Some(2));
+        assert!(first.is_error);
+        assert_eq!(
+            first.message,
+            "unknown key `bot_tokn` in [slack]; did you mean `bot_token`?"
+        );
+    }
+
+    #[test]
+    fn a_key_far_from_any_is_shown_the_choices() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(&dir, "c.toml", "[log]\nverbosity = 3\n");
+        let loaded = load(Some(&p), &[("X", "")]);
+        assert_eq!(
+            loaded.problems[0].message,
+            "unknown key `verbosity` in [log]; expected one of: format"
+        );
+    }
+
+    #[test]
     fn a_known_key_in_the_wrong_place_is_sent_home() {
         let dir = tempfile::tempdir().unwrap();
         let p = write(
