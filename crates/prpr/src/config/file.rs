@@ -86,6 +86,19 @@ pub(crate) fn read(path: &Path, cfg: &mut Config, at: &mut Origins, problems: &m
             member_tables.push((key.into_inner(), value));
         }
     }
+    // `[[slack]]` or `slack = 1`: serde's complaint would be about a field.
+    let misshapen: Vec<(String, usize)> = root
+        .iter()
+        .filter(|(k, v)| section_fields(k.get_ref()).is_some() && !v.get_ref().is_table())
+        .map(|(k, _)| (k.get_ref().to_string(), k.span().start))
+        .collect();
+    for (name, offset) in misshapen {
+        found.push(error(
+            Some(offset),
+            format!("`{name}` must be a table ([{name}])"),
+        ));
+        root.remove(name.as_str());
+    }
     for (key, span) in unknown_keys(&root) {
         found.push(error(Some(span), key.message()));
         key.remove_from(&mut root);

@@ -598,7 +598,7 @@ mod tests {
         let p = write(
             &dir,
             "c.toml",
-            "port = 4000\n[slack]\nchannel = \"C0123456789\"\n",
+            "port = 4000\n[slack]\nchannel = \"C0123456789\"\n[[server]]\nport = 1\n",
         );
         let msgs = messages(&load(Some(&p), &[("X", "")]));
         let src = p.display().to_string();
@@ -609,6 +609,7 @@ mod tests {
                 format!(
                     "{src}:3: error: unknown key `channel` in [slack]; `channel` belongs in [notify]"
                 ),
+                format!("{src}:4: error: `server` must be a table ([server])"),
             ]
         );
     }
