@@ -150,9 +150,23 @@ async fn the_server_on_postgresql() {
         json!({"status": "duplicate"})
     );
     let posted = slack.wait_for_posted(1, Duration::from_secs(10)).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(slack.posted().len(), 1, "{}", s.log().join("\n"));
     assert_eq!(posted[0].channel, "U0OCTOCAT1");
+    // Nothing more can arrive once the outbox holds that one message, sent.
+    let outbox = || -> Vec<serde_json::Value> {
+        let out = s.cli(&["outbox", "list", "--all", "--json"]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    support::eventually(Duration::from_secs(10), || {
+        outbox().iter().all(|r| r["status"] == "sent")
+    })
+    .await;
+    let rows = outbox();
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    assert_eq!(rows[0]["status"], "sent", "{rows:#?}");
+    assert_eq!(slack.posted().len(), 1, "{}", s.log().join("\n"));
     assert!(s.log_events("prpr listening")[0]["store"] == "postgres");
 }
 
