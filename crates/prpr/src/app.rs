@@ -118,7 +118,7 @@ pub async fn serve(cfg: Config, opts: ServeOptions) -> anyhow::Result<()> {
     // as the task is up (ECS may stop it then) is a graceful shutdown, not
     // the signal's default action (killed, exit 143).
     let shutdown = shutdown_signal();
-    let addr = SocketAddr::from(([0, 0, 0, 0], cfg.port));
+    let addr = SocketAddr::from(([0, 0, 0, 0], cfg.server.port));
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -136,7 +136,10 @@ pub async fn run(
     clock: Clock,
 ) -> anyhow::Result<()> {
     let verifier = match (&cfg.github.webhook_secret, opts.insecure_accept_unsigned) {
-        (Some(secret), _) => Some(Verifier::new(secret.clone(), cfg.github.allow_sha1)),
+        (Some(secret), _) => Some(Verifier::new(
+            secret.clone(),
+            cfg.github.allow_sha1_signatures,
+        )),
         (None, true) => {
             tracing::warn!(
                 "no webhook secret: accepting UNSIGNED deliveries (--insecure-accept-unsigned); anyone who can reach this port can send events"
@@ -148,7 +151,7 @@ pub async fn run(
         ),
     };
 
-    let store = Arc::new(connect_store(&cfg.database_url).await?);
+    let store = Arc::new(connect_store(&cfg.database.url).await?);
     let publisher = Arc::new(publisher(&cfg)?);
     if let Publisher::Slack(client) = publisher.as_ref() {
         match tokio::time::timeout(Duration::from_secs(5), client.auth_test()).await {

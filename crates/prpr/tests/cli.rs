@@ -257,3 +257,197 @@ async fn webhook_command_creates_then_updates_the_hook() {
     // The token never appears in what the command prints.
     assert!(!String::from_utf8_lossy(&out.stderr).contains("wrong"));
 }
+
+#[test]
+fn config_check_reports_every_problem_of_a_file_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("prpr.toml");
+    // A misspelt key used to hide everything after it.
+    std::fs::write(
+        &cfg,
+        "[notify]\ndelivry = \"channel\"\nchannel = \"C0GENERAL1\"\n\n[members]\nalice = \"alice\"\n\n[slack]\nburst = \"three\"\nbot_tokn = \"xoxb-1\"\n\n[databse]\nurl = \"sqlite://x.db\"\n",
+    )
+    .unwrap();
+    let out = prpr(
+        &["config", "check", "--config", cfg.to_str().unwrap()],
+        &[("PRPR_DELIVERY", "sometimes")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let path = cfg.display().to_string();
+    let expected = [
+        format!("{path}:2: error: unknown key `delivry` in [notify]; did you mean `delivery`?"),
+        format!(
+            "{path}:6: error: [members] alice = \"alice\": expected a Slack user ID like \"U012AB3CD\""
+        ),
+        format!("{path}:9: error: slack.burst: invalid type: string \"three\", expected u32"),
+        format!("{path}:10: error: unknown key `bot_tokn` in [slack]; did you mean `bot_token`?"),
+        format!("{path}:12: error: unknown key `databse`; did you mean `database`?"),
+        "environment: error: PRPR_DELIVERY=\"sometimes\": expected dm, channel or both".to_string(),
+    ];
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        expected.iter().map(String::as_str).collect::<Vec<_>>(),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn config_check_never_prints_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("prpr.toml");
+    std::fs::write(
+        &cfg,
+        "[github]\nwebhook_secret = 31415926535\n[slack]\nbot_token = \"xoxp-user-s3cret\"\n",
+    )
+    .unwrap();
+    let out = prpr(
+        &["config", "check", "--config", cfg.to_str().unwrap()],
+        &[
+            ("DATABASE_URL", "mysql://prpr:hunter2@db/prpr"),
+            ("GITHUB_TOKEN", "ghp_t0ken"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for secret in ["31415926535", "s3cret", "hunter2", "ghp_t0ken"] {
+        assert!(!all.contains(secret), "{secret} printed in:\n{all}");
+    }
+    // The problems are still there, named.
+    assert!(
+        all.contains("github.webhook_secret: must be a string"),
+        "{all}"
+    );
+    assert!(
+        all.contains("slack.bot_token does not start with xoxb-"),
+        "{all}"
+    );
+    assert!(
+        all.contains("environment: error: DATABASE_URL must start with sqlite:"),
+        "{all}"
+    );
+}
+
+#[test]
+fn every_command_help_says_what_it_does_and_what_it_reads() {
+    for (args, says) in [
+        (&["serve"][..], "Listens on PORT"),
+        (&["replay"], "waits up to 120 s"),
+        (&["webhook"], "Needs GITHUB_TOKEN"),
+        (&["outbox", "list"], "Pending and dead-lettered messages"),
+        (&["outbox", "retry"], "Requeue a message"),
+        (&["config", "check"], "Every problem is listed in one run"),
+    ] {
+        let mut argv = args.to_vec();
+        argv.push("--help");
+        let out = prpr(&argv, &[]);
+        assert!(out.status.success(), "{argv:?}");
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            help.to_lowercase().contains(&says.to_lowercase()),
+            "{argv:?}:\n{help}"
+        );
+        for var in [
+            "PRPR_CONFIG",
+            "DATABASE_URL",
+            "SLACK_BOT_TOKEN",
+            "GITHUB_WEBHOOK_SECRET or SECRET_TOKEN",
+            "PRPR_CHANNEL or MENTION_COMMENT_ROOM",
+        ] {
+            assert!(
+                help.contains(var),
+                "{argv:?} does not mention {var}:\n{help}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn replay_sends_through_slack_and_fails_when_a_message_is_dead_lettered() {
+    // Only the channel exists: the DM to octocat gets channel_not_found.
+    let slack = SlackDouble::start(SlackConfig {
+        known_channels: Some(vec!["C0GENERAL1".into()]),
+        ..SlackConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("prpr.toml");
+    std::fs::write(&cfg, support::BASE_CONFIG).unwrap();
+    let payload = dir.path().join("p.json");
+    std::fs::write(
+        &payload,
+        fixture("pull_request.review_requested.user").to_string(),
+    )
+    .unwrap();
+    let db = format!("sqlite://{}", dir.path().join("r.db").display());
+    let api = slack.api_url();
+    let env: Vec<(String, String)> = [
+        ("DATABASE_URL", db.as_str()),
+        ("SLACK_API_URL", api.as_str()),
+        ("SLACK_BOT_TOKEN", "xoxb-test-token"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let args: Vec<String> = [
+        "replay",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--event",
+        "pull_request",
+        payload.to_str().unwrap(),
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    let run = |env: Vec<(String, String)>, args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            let env: Vec<(&str, &str)> =
+                env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            prpr(&args, &env)
+        })
+    };
+    let out = run(env.clone(), args.clone()).await.unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(slack.posted().is_empty());
+    let list = prpr(
+        &["outbox", "list", "--config", cfg.to_str().unwrap()],
+        &[("DATABASE_URL", db.as_str())],
+    );
+    assert!(
+        String::from_utf8_lossy(&list.stdout).contains("channel_not_found"),
+        "{}",
+        String::from_utf8_lossy(&list.stdout)
+    );
+
+    // Channel delivery reaches a channel that exists: sent, exit 0.
+    // (A fresh store: the first run recorded this request as announced.)
+    let db2 = format!("sqlite://{}", dir.path().join("r2.db").display());
+    let mut env: Vec<(String, String)> = env
+        .into_iter()
+        .filter(|(k, _)| k != "DATABASE_URL")
+        .collect();
+    env.push(("DATABASE_URL".into(), db2));
+    env.push(("PRPR_DELIVERY".into(), "channel".into()));
+    let out = run(env, args).await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let posted = slack.posted();
+    assert_eq!(posted.len(), 1);
+    assert_eq!(posted[0].channel, "C0GENERAL1");
+    let text = posted[0].text.as_deref().unwrap_or_default();
+    assert!(text.contains("<@U0OCTOCAT1>"), "{text}");
+}

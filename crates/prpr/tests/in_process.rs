@@ -76,7 +76,9 @@ async fn a_trickled_body_gets_408_after_exactly_15_s() {
 async fn run_serves_on_the_given_listener_and_returns_when_shutdown_resolves() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = Config {
-        database_url: format!("sqlite://{}", dir.path().join("prpr.db").display()),
+        database: prpr::config::DatabaseConfig {
+            url: format!("sqlite://{}", dir.path().join("prpr.db").display()),
+        },
         github: prpr::config::GithubConfig {
             webhook_secret: Some(Secret::new("s3cret")),
             ..Default::default()

@@ -13,7 +13,7 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 
 use prpr::config::members::{SlackUser, is_github_login, parse_members_md};
-use prpr::config::{Delivery, NotifyConfig, Secret};
+use prpr::config::{DeliveryMode, NotifyConfig, Secret};
 use prpr::github::mentions::{Mention, extract};
 use prpr::github::{Event, PayloadError};
 use prpr::intake::decode::{self, DecodeError, Encoding};
@@ -274,7 +274,7 @@ fn notify_config() -> NotifyConfig {
     let mut cfg = NotifyConfig {
         channel: Some("C0GENERAL1".into()),
         merged_channel: Some("C0MERGED01".into()),
-        delivery: Delivery::Both,
+        delivery: DeliveryMode::Both,
         ..NotifyConfig::default()
     };
     for (login, id) in [("octocat", "U0OCTOCAT1"), ("Codertocat", "U0CODERTO1")] {

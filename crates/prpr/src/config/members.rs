@@ -7,6 +7,14 @@
 //! line still loads.
 
 use std::collections::HashMap;
+use std::path::Path;
+
+use toml::Spanned;
+use toml::de::DeValue;
+
+use super::Problem;
+use super::file::value_into;
+use super::validate::is_channel;
 
 /// How a member is known on Slack.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,6 +149,125 @@ impl Teams {
 
     pub fn get(&self, org: &str, slug: &str) -> Option<&TeamTarget> {
         self.map.get(&format!("{org}/{slug}").to_ascii_lowercase())
+    }
+}
+
+/// The config file's `[members]`: login → Slack user ID. A bad entry is
+/// reported with its line and the others still load.
+pub(crate) fn read_members<'de>(
+    entries: impl Iterator<Item = (String, Spanned<DeValue<'de>>, usize)>,
+    source: &str,
+    members: &mut Members,
+    problems: &mut Vec<Problem>,
+) {
+    for (login, value, line) in entries {
+        let error = |message: String| Problem::error(source, Some(line), message);
+        if !is_github_login(&login) {
+            problems.push(error(format!(
+                "[members] `{login}` is not a valid GitHub login"
+            )));
+            continue;
+        }
+        let value = match value_into::<String>(value) {
+            Ok(v) => v,
+            Err(e) => {
+                problems.push(error(format!("[members] {login}: {}", e.message().trim())));
+                continue;
+            }
+        };
+        match SlackUser::parse(&value) {
+            Some(SlackUser::Id(id)) => members.insert(&login, SlackUser::Id(id)),
+            _ => problems.push(error(format!(
+                "[members] {login} = {value:?}: expected a Slack user ID like \"U012AB3CD\""
+            ))),
+        }
+    }
+}
+
+/// The config file's `[teams]`: `"org/slug" = { usergroup, channel }`.
+pub(crate) fn read_teams<'de>(
+    entries: impl Iterator<Item = (String, Spanned<DeValue<'de>>, usize)>,
+    source: &str,
+    teams: &mut Teams,
+    problems: &mut Vec<Problem>,
+) {
+    for (key, value, line) in entries {
+        let error = |message: String| Problem::error(source, Some(line), message);
+        if key.split('/').count() != 2 || key.starts_with('/') || key.ends_with('/') {
+            problems.push(error(format!(
+                "[teams] key {key:?} must be \"org/team-slug\""
+            )));
+            continue;
+        }
+        let t = match value_into::<TeamTarget>(value) {
+            Ok(t) => t,
+            Err(e) => {
+                problems.push(error(format!("[teams] {key}: {}", e.message().trim())));
+                continue;
+            }
+        };
+        if let Some(g) = &t.usergroup
+            && !is_usergroup_id(g)
+        {
+            problems.push(error(format!(
+                "[teams] {key}: usergroup {g:?} is not a Slack user group ID (S…)"
+            )));
+            continue;
+        }
+        if let Some(c) = &t.channel
+            && !is_channel(c)
+        {
+            problems.push(error(format!(
+                "[teams] {key}: channel {c:?} is not a Slack channel ID (C…) or #name"
+            )));
+            continue;
+        }
+        if t.usergroup.is_none() && t.channel.is_none() {
+            problems.push(Problem::warning(
+                source,
+                Some(line),
+                format!(
+                    "[teams] {key} has neither usergroup nor channel; the default channel is used"
+                ),
+            ));
+        }
+        teams.insert(&key, t);
+    }
+}
+
+/// Reads a `MEMBERS.md` into `members`; the config file's `[members]` wins.
+/// `from`/`from_line` say where the file was named, for "cannot read".
+pub(crate) fn load_file(
+    members: &mut Members,
+    path: &Path,
+    from: &str,
+    from_line: Option<usize>,
+    problems: &mut Vec<Problem>,
+) {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            problems.push(Problem::error(
+                from,
+                from_line,
+                format!("members file {}: {e}", path.display()),
+            ));
+            return;
+        }
+    };
+    let source = path.display().to_string();
+    let (entries, errors) = parse_members_md(&text);
+    for e in errors {
+        problems.push(Problem::warning(
+            &source,
+            Some(e.line),
+            format!("{}; line skipped", e.message),
+        ));
+    }
+    for (login, user) in entries {
+        if members.get(&login).is_none() {
+            members.insert(&login, user);
+        }
     }
 }
 

@@ -6,19 +6,29 @@
 //! Ruby prpr (`SECRET_TOKEN`, `GITHUB_ACCESS_TOKEN`, `GITHUB_HOST`,
 //! `MENTION_COMMENT_MEMBERS`, …) are accepted so a migration is a redeploy.
 //!
+//! Each setting lives in one place: a field of the structs below, whose shape
+//! *is* the file's (`[slack] burst` is `Config::slack.burst`) and whose
+//! `Default` is the documented default. [`file`] reads the file into them,
+//! [`env`] holds the one table of environment overrides, [`validate`] the
+//! checks of values, [`members`] who is who.
+//!
 //! Loading never stops at the first problem: every problem is collected with its
-//! file and line, so `prpr config check` can show them all at once.
+//! file and line (or the variable it came from), so `prpr config check` can
+//! show them all at once.
 
+mod env;
+mod file;
 pub mod members;
+mod validate;
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-use toml::Spanned;
+use serde::{Deserialize, Deserializer};
 
+pub use env::{Env, OVERRIDES, Override, ProcessEnv, help as env_help};
 pub use members::{Members, SlackUser, TeamTarget, Teams};
+use validate::Origins;
 
 /// A value that must never be printed: logs and errors see `***`.
 #[derive(Clone, PartialEq, Eq)]
@@ -39,10 +49,49 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// How person-addressed notices (review requests, review results, mentions) go.
+/// Accepts a string only, and — unlike serde's usual "invalid type: integer
+/// `123`" — never repeats a wrong value in the error: it may be the secret.
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Secret, D::Error> {
+        struct Visitor;
+        const WRONG: &str = "must be a string (the value is not shown: it is a secret)";
+        impl<'v> serde::de::Visitor<'v> for Visitor {
+            type Value = Secret;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Secret, E> {
+                Ok(Secret::new(v))
+            }
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Secret, E> {
+                Err(E::custom(WRONG))
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Secret, E> {
+                Err(E::custom(WRONG))
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Secret, E> {
+                Err(E::custom(WRONG))
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Secret, E> {
+                Err(E::custom(WRONG))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'v>>(self, _: A) -> Result<Secret, A::Error> {
+                Err(serde::de::Error::custom(WRONG))
+            }
+            fn visit_map<A: serde::de::MapAccess<'v>>(self, _: A) -> Result<Secret, A::Error> {
+                Err(serde::de::Error::custom(WRONG))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// How person-addressed notices (review requests, review results, mentions)
+/// go. Named for what it chooses, not "delivery": that word is GitHub's, for
+/// one webhook call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
-pub enum Delivery {
+pub enum DeliveryMode {
     /// A direct message from the bot.
     #[default]
     Dm,
@@ -60,28 +109,34 @@ pub enum LogFormat {
     Pretty,
 }
 
-/// What the rules need to know.
-#[derive(Debug, Clone)]
+/// `[notify]`: what the rules need to know.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
 pub struct NotifyConfig {
-    pub delivery: Delivery,
+    pub delivery: DeliveryMode,
     /// Default channel: channel delivery, team fallbacks, people without a Slack ID.
     pub channel: Option<String>,
     /// Where merge notices go; none when unset.
     pub merged_channel: Option<String>,
     /// Skip events sent by bots (`type: Bot` or a `[bot]` login).
     pub ignore_bots: bool,
-    /// Extra logins treated as bots (lower-cased).
+    /// Extra logins treated as bots (lower-cased: logins are case-insensitive).
+    #[serde(deserialize_with = "lowercased")]
     pub bots: Vec<String>,
     /// Lines of a review or comment body quoted in the message.
     pub excerpt_lines: usize,
+    /// The file's top-level `[members]` and the members file: see [`members`].
+    #[serde(skip)]
     pub members: Members,
+    /// The file's top-level `[teams]`.
+    #[serde(skip)]
     pub teams: Teams,
 }
 
 impl Default for NotifyConfig {
     fn default() -> Self {
         NotifyConfig {
-            delivery: Delivery::Dm,
+            delivery: DeliveryMode::Dm,
             channel: None,
             merged_channel: None,
             ignore_bots: true,
@@ -93,7 +148,14 @@ impl Default for NotifyConfig {
     }
 }
 
-#[derive(Debug, Clone)]
+fn lowercased<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let logins = Vec::<String>::deserialize(d)?;
+    Ok(logins.into_iter().map(|l| l.to_ascii_lowercase()).collect())
+}
+
+/// `[slack]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
 pub struct SlackConfig {
     /// Without a token, messages are printed to stdout (the console publisher).
     pub bot_token: Option<Secret>,
@@ -126,11 +188,13 @@ impl Default for SlackConfig {
     }
 }
 
-#[derive(Debug, Clone)]
+/// `[github]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
 pub struct GithubConfig {
     pub webhook_secret: Option<Secret>,
     /// Accept legacy `X-Hub-Signature` (SHA-1) when SHA-256 is absent.
-    pub allow_sha1: bool,
+    pub allow_sha1_signatures: bool,
     pub api_url: String,
     pub token: Option<Secret>,
 }
@@ -139,46 +203,101 @@ impl Default for GithubConfig {
     fn default() -> Self {
         GithubConfig {
             webhook_secret: None,
-            allow_sha1: false,
+            allow_sha1_signatures: false,
             api_url: "https://api.github.com".into(),
             token: None,
         }
     }
 }
 
-/// Everything prpr runs with.
-#[derive(Debug, Clone)]
-pub struct Config {
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ServerConfig {
     pub port: u16,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig { port: 3000 }
+    }
+}
+
+/// `[database]`.
+#[derive(Clone, Deserialize)]
+#[serde(default)]
+pub struct DatabaseConfig {
+    /// `sqlite:…` or `postgres://…`. Not a [`Secret`], but it may hold a
+    /// password: validation never prints it.
+    pub url: String,
+}
+
+/// Only the scheme: the rest may carry a password.
+impl fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = self.url.split(':').next().unwrap_or_default();
+        write!(f, "DatabaseConfig {{ url: \"{scheme}:***\" }}")
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: "sqlite://prpr.db".into(),
+        }
+    }
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+}
+
+/// Everything prpr runs with; the file's shape, section by section. The
+/// file's `[members]` and `[teams]` land in `notify`, beside the rest the
+/// rules read.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// A prpr-era `MEMBERS.md`; a relative path in the file is relative to the file.
+    pub members_file: Option<PathBuf>,
+    pub server: ServerConfig,
     pub github: GithubConfig,
     pub slack: SlackConfig,
     pub notify: NotifyConfig,
-    pub database_url: String,
-    pub log_format: LogFormat,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            port: 3000,
-            github: GithubConfig::default(),
-            slack: SlackConfig::default(),
-            notify: NotifyConfig::default(),
-            database_url: "sqlite://prpr.db".into(),
-            log_format: LogFormat::Json,
-        }
-    }
+    pub database: DatabaseConfig,
+    pub log: LogConfig,
 }
 
 /// One thing wrong with the configuration, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
-    /// A file path, or `environment`.
+    /// A file path, `environment`, or `config` for a combination of settings.
     pub source: String,
     pub line: Option<usize>,
     pub message: String,
     /// Errors stop `serve`; warnings are logged and the rest still loads.
     pub is_error: bool,
+}
+
+impl Problem {
+    pub(crate) fn error(source: &str, line: Option<usize>, message: String) -> Problem {
+        Problem {
+            source: source.to_string(),
+            line,
+            message,
+            is_error: true,
+        }
+    }
+
+    pub(crate) fn warning(source: &str, line: Option<usize>, message: String) -> Problem {
+        Problem {
+            is_error: false,
+            ..Problem::error(source, line, message)
+        }
+    }
 }
 
 impl fmt::Display for Problem {
@@ -207,564 +326,41 @@ impl Loaded {
     }
 }
 
-// ---- the file's shape -------------------------------------------------------
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    #[serde(default)]
-    members_file: Option<Spanned<String>>,
-    #[serde(default)]
-    server: FileServer,
-    #[serde(default)]
-    github: FileGithub,
-    #[serde(default)]
-    slack: FileSlack,
-    #[serde(default)]
-    notify: FileNotify,
-    #[serde(default)]
-    database: FileDatabase,
-    #[serde(default)]
-    log: FileLog,
-    #[serde(default)]
-    members: BTreeMap<String, Spanned<String>>,
-    #[serde(default)]
-    teams: BTreeMap<String, Spanned<TeamTarget>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileServer {
-    port: Option<u16>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileGithub {
-    webhook_secret: Option<String>,
-    allow_sha1_signatures: Option<bool>,
-    api_url: Option<String>,
-    token: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileSlack {
-    bot_token: Option<String>,
-    api_url: Option<String>,
-    timeout_secs: Option<u64>,
-    max_attempts: Option<u32>,
-    per_channel_per_sec: Option<f64>,
-    burst: Option<u32>,
-    retry_initial_ms: Option<u64>,
-    retry_max_ms: Option<u64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileNotify {
-    delivery: Option<Delivery>,
-    channel: Option<Spanned<String>>,
-    merged_channel: Option<Spanned<String>>,
-    ignore_bots: Option<bool>,
-    bots: Option<Vec<String>>,
-    excerpt_lines: Option<usize>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileDatabase {
-    url: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileLog {
-    format: Option<LogFormat>,
-}
-
-/// Reads environment variables; injectable so tests need not touch the process.
-pub trait Env {
-    fn get(&self, name: &str) -> Option<String>;
-}
-
-/// The process environment. Empty values count as unset.
-pub struct ProcessEnv;
-
-impl Env for ProcessEnv {
-    fn get(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok().filter(|v| !v.is_empty())
-    }
-}
-
-impl<const N: usize> Env for [(&str, &str); N] {
-    fn get(&self, name: &str) -> Option<String> {
-        self.iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.to_string())
-            .filter(|v| !v.is_empty())
-    }
-}
-
-/// Loads `path` (if any), overlays `env`, resolves the members file, validates.
+/// Loads `path` (or `PRPR_CONFIG`), overlays `env`, reads the members file,
+/// validates. Problems do not stop it: what is good still loads.
 pub fn load(path: Option<&Path>, env: &dyn Env) -> Loaded {
     let mut problems = Vec::new();
     let mut cfg = Config::default();
+    let mut origins = Origins::default();
     let path: Option<PathBuf> = path
         .map(Path::to_path_buf)
         .or_else(|| env.get("PRPR_CONFIG").map(PathBuf::from));
-    let mut members_file: Option<(PathBuf, String, Option<usize>)> = None;
-
     if let Some(path) = &path {
-        let source = path.display().to_string();
-        match std::fs::read_to_string(path) {
-            Err(e) => problems.push(error(
-                &source,
-                None,
-                format!("cannot read config file: {e}"),
-            )),
-            Ok(text) => match toml::from_str::<FileConfig>(&text) {
-                Err(e) => problems.push(error(
-                    &source,
-                    e.span().map(|s| line_of(&text, s.start)),
-                    e.message().to_string(),
-                )),
-                Ok(file) => {
-                    let base = path.parent().unwrap_or(Path::new("."));
-                    if let Some(mf) = &file.members_file {
-                        members_file = Some((
-                            base.join(mf.get_ref()),
-                            source.clone(),
-                            Some(line_of(&text, mf.span().start)),
-                        ));
-                    }
-                    apply_file(&mut cfg, file, &text, &source, &mut problems);
-                }
-            },
+        file::read(path, &mut cfg, &mut origins, &mut problems);
+    }
+    env::apply(&mut cfg, env, &mut origins, &mut problems);
+    if let Some(mf) = cfg.members_file.clone() {
+        let (source, line) = origins.location("members_file");
+        members::load_file(&mut cfg.notify.members, &mf, &source, line, &mut problems);
+    }
+    problems.extend(validate::validate(&cfg, &origins));
+    // File by file (in the order first met), each in line order: the order an
+    // editor walks them.
+    let mut sources: Vec<String> = Vec::new();
+    for p in &problems {
+        if !sources.contains(&p.source) {
+            sources.push(p.source.clone());
         }
     }
-
-    apply_env(&mut cfg, env, &mut problems, &mut members_file);
-
-    if let Some((mf, from, line)) = members_file {
-        load_members_file(&mut cfg.notify.members, &mf, &from, line, &mut problems);
-    }
-
-    validate(&cfg, &mut problems);
+    problems.sort_by_key(|p| (sources.iter().position(|s| *s == p.source), p.line));
     Loaded {
         config: cfg,
         problems,
     }
 }
 
-fn error(source: &str, line: Option<usize>, message: String) -> Problem {
-    Problem {
-        source: source.to_string(),
-        line,
-        message,
-        is_error: true,
-    }
-}
-
-fn warning(source: &str, line: Option<usize>, message: String) -> Problem {
-    Problem {
-        is_error: false,
-        ..error(source, line, message)
-    }
-}
-
-/// 1-based line of a byte offset.
-fn line_of(text: &str, offset: usize) -> usize {
-    text.get(..offset)
-        .map_or(1, |t| t.matches('\n').count() + 1)
-}
-
-fn apply_file(
-    cfg: &mut Config,
-    file: FileConfig,
-    text: &str,
-    source: &str,
-    problems: &mut Vec<Problem>,
-) {
-    if let Some(port) = file.server.port {
-        cfg.port = port;
-    }
-    let g = file.github;
-    if let Some(s) = g.webhook_secret {
-        cfg.github.webhook_secret = Some(Secret::new(s));
-    }
-    if let Some(b) = g.allow_sha1_signatures {
-        cfg.github.allow_sha1 = b;
-    }
-    if let Some(u) = g.api_url {
-        cfg.github.api_url = u;
-    }
-    if let Some(t) = g.token {
-        cfg.github.token = Some(Secret::new(t));
-    }
-    let s = file.slack;
-    if let Some(t) = s.bot_token {
-        cfg.slack.bot_token = Some(Secret::new(t));
-    }
-    if let Some(u) = s.api_url {
-        cfg.slack.api_url = u;
-    }
-    if let Some(v) = s.timeout_secs {
-        cfg.slack.timeout_secs = v;
-    }
-    if let Some(v) = s.max_attempts {
-        cfg.slack.max_attempts = v;
-    }
-    if let Some(v) = s.per_channel_per_sec {
-        cfg.slack.per_channel_per_sec = v;
-    }
-    if let Some(v) = s.burst {
-        cfg.slack.burst = v;
-    }
-    if let Some(v) = s.retry_initial_ms {
-        cfg.slack.retry_initial_ms = v;
-    }
-    if let Some(v) = s.retry_max_ms {
-        cfg.slack.retry_max_ms = v;
-    }
-    let n = file.notify;
-    if let Some(d) = n.delivery {
-        cfg.notify.delivery = d;
-    }
-    for (slot, value, key) in [
-        (&mut cfg.notify.channel, n.channel, "notify.channel"),
-        (
-            &mut cfg.notify.merged_channel,
-            n.merged_channel,
-            "notify.merged_channel",
-        ),
-    ] {
-        if let Some(v) = value {
-            let line = line_of(text, v.span().start);
-            if !is_channel(v.get_ref()) {
-                problems.push(error(
-                    source,
-                    Some(line),
-                    format!(
-                        "{key} = {:?} is not a Slack channel ID (C…) or #name",
-                        v.get_ref()
-                    ),
-                ));
-            }
-            *slot = Some(v.into_inner());
-        }
-    }
-    if let Some(b) = n.ignore_bots {
-        cfg.notify.ignore_bots = b;
-    }
-    if let Some(b) = n.bots {
-        cfg.notify.bots = b.into_iter().map(|l| l.to_ascii_lowercase()).collect();
-    }
-    if let Some(v) = n.excerpt_lines {
-        cfg.notify.excerpt_lines = v;
-    }
-    if let Some(u) = file.database.url {
-        cfg.database_url = u;
-    }
-    if let Some(f) = file.log.format {
-        cfg.log_format = f;
-    }
-    for (login, value) in file.members {
-        let line = line_of(text, value.span().start);
-        if !members::is_github_login(&login) {
-            problems.push(error(
-                source,
-                Some(line),
-                format!("[members] `{login}` is not a valid GitHub login"),
-            ));
-            continue;
-        }
-        match SlackUser::parse(value.get_ref()) {
-            Some(SlackUser::Id(id)) => cfg.notify.members.insert(&login, SlackUser::Id(id)),
-            _ => problems.push(error(
-                source,
-                Some(line),
-                format!(
-                    "[members] {login} = {:?}: expected a Slack user ID like \"U012AB3CD\"",
-                    value.get_ref()
-                ),
-            )),
-        }
-    }
-    for (key, target) in file.teams {
-        let line = line_of(text, target.span().start);
-        let t = target.into_inner();
-        if key.split('/').count() != 2 || key.starts_with('/') || key.ends_with('/') {
-            problems.push(error(
-                source,
-                Some(line),
-                format!("[teams] key {key:?} must be \"org/team-slug\""),
-            ));
-            continue;
-        }
-        if let Some(g) = &t.usergroup
-            && !members::is_usergroup_id(g)
-        {
-            problems.push(error(
-                source,
-                Some(line),
-                format!("[teams] {key}: usergroup {g:?} is not a Slack user group ID (S…)"),
-            ));
-            continue;
-        }
-        if let Some(c) = &t.channel
-            && !is_channel(c)
-        {
-            problems.push(error(
-                source,
-                Some(line),
-                format!("[teams] {key}: channel {c:?} is not a Slack channel ID (C…) or #name"),
-            ));
-            continue;
-        }
-        if t.usergroup.is_none() && t.channel.is_none() {
-            problems.push(warning(
-                source,
-                Some(line),
-                format!(
-                    "[teams] {key} has neither usergroup nor channel; the default channel is used"
-                ),
-            ));
-        }
-        cfg.notify.teams.insert(&key, t);
-    }
-}
-
-/// Channel IDs (`C…`, `G…`) or `#name` (chat.postMessage accepts both).
-fn is_channel(s: &str) -> bool {
-    members::is_conversation_id(s)
-        || (s.starts_with('#') && s.len() > 1 && !s.contains(char::is_whitespace))
-}
-
-fn apply_env(
-    cfg: &mut Config,
-    env: &dyn Env,
-    problems: &mut Vec<Problem>,
-    members_file: &mut Option<(PathBuf, String, Option<usize>)>,
-) {
-    const SRC: &str = "environment";
-    fn first_of<'n>(env: &dyn Env, names: &[&'n str]) -> Option<(&'n str, String)> {
-        names.iter().find_map(|n| env.get(n).map(|v| (*n, v)))
-    }
-    let first = |names: &[&'static str]| first_of(env, names);
-    if let Some(p) = env.get("PORT") {
-        match p.parse::<u16>() {
-            Ok(port) => cfg.port = port,
-            Err(_) => problems.push(error(
-                SRC,
-                None,
-                format!("PORT={p:?} is not a port number (0-65535)"),
-            )),
-        }
-    }
-    if let Some((_, s)) = first(&["GITHUB_WEBHOOK_SECRET", "SECRET_TOKEN"]) {
-        cfg.github.webhook_secret = Some(Secret::new(s));
-    }
-    if let Some(v) = env.get("GITHUB_ALLOW_SHA1_SIGNATURES") {
-        match v.as_str() {
-            "true" | "1" => cfg.github.allow_sha1 = true,
-            "false" | "0" => cfg.github.allow_sha1 = false,
-            _ => problems.push(error(
-                SRC,
-                None,
-                format!("GITHUB_ALLOW_SHA1_SIGNATURES={v:?}: expected true or false"),
-            )),
-        }
-    }
-    if let Some(t) = env.get("SLACK_BOT_TOKEN") {
-        cfg.slack.bot_token = Some(Secret::new(t));
-    }
-    if let Some(u) = env.get("SLACK_API_URL") {
-        cfg.slack.api_url = u;
-    }
-    if let Some(u) = env.get("GITHUB_API_URL") {
-        cfg.github.api_url = u;
-    } else if let Some(h) = env.get("GITHUB_HOST") {
-        cfg.github.api_url = format!("https://{}/api/v3", h.trim_end_matches('/'));
-    }
-    if let Some((_, t)) = first(&["GITHUB_TOKEN", "GITHUB_ACCESS_TOKEN"]) {
-        cfg.github.token = Some(Secret::new(t));
-    }
-    if let Some(u) = env.get("DATABASE_URL") {
-        cfg.database_url = u;
-    }
-    if let Some(f) = env.get("LOG_FORMAT") {
-        match f.as_str() {
-            "json" => cfg.log_format = LogFormat::Json,
-            "pretty" => cfg.log_format = LogFormat::Pretty,
-            _ => problems.push(error(
-                SRC,
-                None,
-                format!("LOG_FORMAT={f:?}: expected json or pretty"),
-            )),
-        }
-    }
-    if let Some((name, c)) = first(&["PRPR_CHANNEL", "MENTION_COMMENT_ROOM"]) {
-        if is_channel(&c) {
-            cfg.notify.channel = Some(c);
-        } else {
-            problems.push(error(
-                SRC,
-                None,
-                format!("{name}={c:?} is not a Slack channel ID (C…) or #name"),
-            ));
-        }
-    }
-    if let Some((name, c)) = first(&["PRPR_MERGED_CHANNEL", "MERGED_ROOM"]) {
-        if is_channel(&c) {
-            cfg.notify.merged_channel = Some(c);
-        } else {
-            problems.push(error(
-                SRC,
-                None,
-                format!("{name}={c:?} is not a Slack channel ID (C…) or #name"),
-            ));
-        }
-    }
-    if let Some(d) = env.get("PRPR_DELIVERY") {
-        match d.as_str() {
-            "dm" => cfg.notify.delivery = Delivery::Dm,
-            "channel" => cfg.notify.delivery = Delivery::Channel,
-            "both" => cfg.notify.delivery = Delivery::Both,
-            _ => problems.push(error(
-                SRC,
-                None,
-                format!("PRPR_DELIVERY={d:?}: expected dm, channel or both"),
-            )),
-        }
-    } else if let Some(v) = env.get("MENTION_REVIEWERS_TO_DM") {
-        cfg.notify.delivery = if v == "true" {
-            Delivery::Dm
-        } else {
-            Delivery::Channel
-        };
-    }
-    if let Some((_, f)) = first(&["PRPR_MEMBERS_FILE", "MENTION_COMMENT_MEMBERS"]) {
-        *members_file = Some((PathBuf::from(f), SRC.to_string(), None));
-    }
-}
-
-fn load_members_file(
-    members: &mut Members,
-    path: &Path,
-    from: &str,
-    from_line: Option<usize>,
-    problems: &mut Vec<Problem>,
-) {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) => {
-            problems.push(error(
-                from,
-                from_line,
-                format!("members file {}: {e}", path.display()),
-            ));
-            return;
-        }
-    };
-    let source = path.display().to_string();
-    let (entries, errors) = members::parse_members_md(&text);
-    for e in errors {
-        problems.push(warning(
-            &source,
-            Some(e.line),
-            format!("{}; line skipped", e.message),
-        ));
-    }
-    for (login, user) in entries {
-        // The config file's [members] table wins over MEMBERS.md.
-        if members.get(&login).is_none() {
-            members.insert(&login, user);
-        }
-    }
-}
-
-fn validate(cfg: &Config, problems: &mut Vec<Problem>) {
-    const SRC: &str = "config";
-    if cfg.notify.delivery != Delivery::Dm && cfg.notify.channel.is_none() {
-        problems.push(error(
-            SRC,
-            None,
-            "notify.delivery = \"channel\"/\"both\" needs notify.channel (or PRPR_CHANNEL)".into(),
-        ));
-    }
-    if !(cfg.slack.per_channel_per_sec > 0.0 && cfg.slack.per_channel_per_sec.is_finite()) {
-        problems.push(error(
-            SRC,
-            None,
-            "slack.per_channel_per_sec must be a positive number".into(),
-        ));
-    }
-    if cfg.slack.max_attempts == 0 {
-        problems.push(error(
-            SRC,
-            None,
-            "slack.max_attempts must be at least 1".into(),
-        ));
-    }
-    if cfg.slack.retry_initial_ms == 0 || cfg.slack.retry_max_ms < cfg.slack.retry_initial_ms {
-        problems.push(error(
-            SRC,
-            None,
-            "slack.retry_initial_ms must be at least 1 and at most slack.retry_max_ms".into(),
-        ));
-    }
-    if cfg.slack.timeout_secs == 0 {
-        problems.push(error(
-            SRC,
-            None,
-            "slack.timeout_secs must be at least 1".into(),
-        ));
-    }
-    for (name, url) in [
-        ("slack.api_url", &cfg.slack.api_url),
-        ("github.api_url", &cfg.github.api_url),
-    ] {
-        if !(url.starts_with("https://") || url.starts_with("http://")) {
-            problems.push(error(
-                SRC,
-                None,
-                format!("{name} = {url:?} is not an http(s) URL"),
-            ));
-        }
-    }
-    if !(cfg.database_url.starts_with("sqlite:")
-        || cfg.database_url.starts_with("postgres://")
-        || cfg.database_url.starts_with("postgresql://"))
-    {
-        problems.push(error(
-            SRC,
-            None,
-            "database URL must start with sqlite:, postgres:// or postgresql://".into(),
-        ));
-    }
-    if let Some(t) = &cfg.slack.bot_token
-        && !t.expose().starts_with("xoxb-")
-    {
-        problems.push(warning(
-            SRC,
-            None,
-            "the Slack token does not start with xoxb- (a bot token is expected)".into(),
-        ));
-    }
-    let handles = cfg.notify.members.handles();
-    if handles > 0 {
-        problems.push(warning(
-            SRC,
-            None,
-            format!("{handles} member(s) are mapped to a Slack name, not a user ID: at start prpr looks them up with users.list (scope users:read); any it cannot find are shown as plain text and get no DM. Map them to IDs (U…) to be sure"),
-        ));
-    }
-}
-
 /// A commented sample covering every key (`prpr config example`).
 pub const EXAMPLE: &str = include_str!("example.toml");
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -777,13 +373,17 @@ mod tests {
         p
     }
 
+    fn messages(loaded: &Loaded) -> Vec<String> {
+        loaded.problems.iter().map(ToString::to_string).collect()
+    }
+
     #[test]
     fn example_is_valid_and_complete() {
         let dir = tempfile::tempdir().unwrap();
         write(&dir, "MEMBERS.md", " * @alice: U0ALICE01\n");
         let p = write(&dir, "prpr.toml", EXAMPLE);
         let loaded = load(Some(&p), &[("X", "")]);
-        assert!(!loaded.has_errors(), "{:?}", loaded.problems);
+        assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
         assert_eq!(
             loaded.config.notify.members.get("octocat"),
             Some(&SlackUser::Id("U012AB3CD".into()))
@@ -792,6 +392,35 @@ mod tests {
             loaded.config.notify.members.get("alice"),
             Some(&SlackUser::Id("U0ALICE01".into()))
         );
+        // Every setting of the structs is shown in the example.
+        for setting in file::settings() {
+            let key = setting.rsplit('.').next().unwrap_or(&setting);
+            assert!(
+                EXAMPLE.contains(&format!("{key} = ")),
+                "{setting} is missing from example.toml"
+            );
+        }
+    }
+
+    #[test]
+    fn the_file_sets_each_section() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            &dir,
+            "c.toml",
+            "[server]\nport = 4000\n[github]\nallow_sha1_signatures = true\n[slack]\nburst = 7\n[notify]\ndelivery = \"both\"\nchannel = \"#general\"\nbots = [\"Renovate-Bot\"]\n[database]\nurl = \"sqlite://a.db\"\n[log]\nformat = \"pretty\"\n",
+        );
+        let loaded = load(Some(&p), &[("X", "")]);
+        assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+        let c = loaded.config;
+        assert_eq!(c.server.port, 4000);
+        assert!(c.github.allow_sha1_signatures);
+        assert_eq!(c.slack.burst, 7);
+        assert_eq!(c.slack.max_attempts, 12, "unset keys keep their default");
+        assert_eq!(c.notify.delivery, DeliveryMode::Both);
+        assert_eq!(c.notify.bots, vec!["renovate-bot".to_string()]);
+        assert_eq!(c.database.url, "sqlite://a.db");
+        assert_eq!(c.log.format, LogFormat::Pretty);
     }
 
     #[test]
@@ -813,14 +442,64 @@ mod tests {
         );
         assert!(!loaded.has_errors(), "{:?}", loaded.problems);
         let c = loaded.config;
-        assert_eq!(c.port, 5000);
+        assert_eq!(c.server.port, 5000);
         assert_eq!(
             c.github.webhook_secret.as_ref().map(Secret::expose),
             Some("s3cret")
         );
         assert_eq!(c.github.api_url, "https://ghe.example.com/api/v3");
-        assert_eq!(c.database_url, "sqlite://a.db");
+        assert_eq!(c.database.url, "sqlite://a.db");
         assert!(c.github.token.is_some());
+    }
+
+    #[test]
+    fn env_table_prefers_the_variable_then_its_aliases_in_order() {
+        // The new name wins over the old one.
+        let c = load(
+            None,
+            &[
+                ("GITHUB_HOST", "ghe.example.com"),
+                ("GITHUB_API_URL", "https://api.example.com"),
+                ("MENTION_COMMENT_ROOM", "C0OLDROOM1"),
+                ("PRPR_CHANNEL", "C0NEWROOM1"),
+            ],
+        )
+        .config;
+        assert_eq!(c.github.api_url, "https://api.example.com");
+        assert_eq!(c.notify.channel.as_deref(), Some("C0NEWROOM1"));
+        // The old names alone still work.
+        let c = load(
+            None,
+            &[
+                ("MERGED_ROOM", "#merged"),
+                ("MENTION_COMMENT_ROOM", "C0OLDROOM1"),
+                ("MENTION_REVIEWERS_TO_DM", "false"),
+            ],
+        )
+        .config;
+        assert_eq!(c.notify.merged_channel.as_deref(), Some("#merged"));
+        assert_eq!(c.notify.delivery, DeliveryMode::Channel);
+        assert_eq!(
+            load(None, &[("MENTION_REVIEWERS_TO_DM", "true")])
+                .config
+                .notify
+                .delivery,
+            DeliveryMode::Dm
+        );
+        // A bad value is named by the variable the user set.
+        let loaded = load(None, &[("MERGED_ROOM", "merged room")]);
+        assert_eq!(
+            messages(&loaded),
+            vec![
+                "environment: error: MERGED_ROOM=\"merged room\" is not a Slack channel ID (C…) or #name"
+                    .to_string()
+            ]
+        );
+        // Every row names a setting the file has.
+        let settings = file::settings();
+        for o in OVERRIDES {
+            assert!(settings.contains(&o.setting.to_string()), "{}", o.setting);
+        }
     }
 
     #[test]
@@ -832,7 +511,7 @@ mod tests {
             "[notify]\nchannel = \"general chat\"\n\n[members]\nalice = \"U0ALICE01\"\nbob = \"bob\"\n\n[teams]\n\"acme\" = { usergroup = \"S0TEAM001\" }\n",
         );
         let loaded = load(Some(&p), &[("PORT", "http")]);
-        let msgs: Vec<String> = loaded.problems.iter().map(ToString::to_string).collect();
+        let msgs = messages(&loaded);
         let src = p.display().to_string();
         assert!(msgs.contains(&format!("{src}:2: error: notify.channel = \"general chat\" is not a Slack channel ID (C…) or #name")), "{msgs:#?}");
         assert!(
@@ -856,16 +535,106 @@ mod tests {
     }
 
     #[test]
+    fn a_misspelt_key_does_not_hide_the_problems_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            &dir,
+            "c.toml",
+            "[notify]\ndelivry = \"channel\"\nexcerpt_lines = \"three\"\n\n[slack]\nburst = 2\nretry_max_ms = 0\n[members]\nbob = \"bob\"\n[sever]\nport = 1\n",
+        );
+        let loaded = load(Some(&p), &[("X", "")]);
+        let src = p.display().to_string();
+        let msgs = messages(&loaded);
+        assert_eq!(
+            msgs,
+            vec![
+                format!(
+                    "{src}:2: error: unknown key `delivry` in [notify]; did you mean `delivery`?"
+                ),
+                format!(
+                    "{src}:3: error: notify.excerpt_lines: invalid type: string \"three\", expected usize"
+                ),
+                format!(
+                    "{src}:7: error: slack.retry_initial_ms must be at least 1 and at most slack.retry_max_ms"
+                ),
+                format!(
+                    "{src}:9: error: [members] bob = \"bob\": expected a Slack user ID like \"U012AB3CD\""
+                ),
+                format!("{src}:10: error: unknown key `sever`; did you mean `server`?"),
+            ],
+        );
+        // What was right still loads.
+        assert_eq!(loaded.config.slack.burst, 2);
+    }
+
+    #[test]
     fn unknown_key_is_an_error_with_line() {
         let dir = tempfile::tempdir().unwrap();
         let p = write(&dir, "c.toml", "[slack]\nbot_tokn = \"x\"\n");
         let loaded = load(Some(&p), &[("X", "")]);
         let first = &loaded.problems[0];
         assert_eq!(first.line, Some(2));
+        assert!(first.is_error);
+        assert_eq!(
+            first.message,
+            "unknown key `bot_tokn` in [slack]; did you mean `bot_token`?"
+        );
+    }
+
+    #[test]
+    fn a_key_far_from_any_is_shown_the_choices() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(&dir, "c.toml", "[log]\nverbosity = 3\n");
+        let loaded = load(Some(&p), &[("X", "")]);
+        assert_eq!(
+            loaded.problems[0].message,
+            "unknown key `verbosity` in [log]; expected one of: format"
+        );
+    }
+
+    #[test]
+    fn a_known_key_in_the_wrong_place_is_sent_home() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            &dir,
+            "c.toml",
+            "port = 4000\n[slack]\nchannel = \"C0123456789\"\n[[server]]\nport = 1\n",
+        );
+        let msgs = messages(&load(Some(&p), &[("X", "")]));
+        let src = p.display().to_string();
+        assert_eq!(
+            msgs,
+            vec![
+                format!("{src}:1: error: unknown key `port`; `port` belongs in [server]"),
+                format!(
+                    "{src}:3: error: unknown key `channel` in [slack]; `channel` belongs in [notify]"
+                ),
+                format!("{src}:4: error: `server` must be a table ([server])"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_syntax_error_is_reported_with_its_line_and_the_rest_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            &dir,
+            "c.toml",
+            "[slack]\nburst = 2\nbot_token = \"xoxb-\n[notify]\ndelivry = \"dm\"\n",
+        );
+        let loaded = load(Some(&p), &[("X", "")]);
+        let src = p.display().to_string();
+        let msgs = messages(&loaded);
         assert!(
-            first.message.contains("unknown field `bot_tokn`"),
-            "{}",
-            first.message
+            msgs.iter()
+                .any(|m| m.starts_with(&format!("{src}:3: error: "))),
+            "{msgs:#?}"
+        );
+        assert!(
+            msgs.contains(&format!(
+                "{src}:5: error: unknown key `delivry` in [notify]; did you mean `delivery`?"
+            )),
+            "{msgs:#?}"
         );
     }
 
@@ -878,12 +647,42 @@ mod tests {
             &[
                 ("SLACK_BOT_TOKEN", "xoxb-very-secret"),
                 ("GITHUB_WEBHOOK_SECRET", "hush"),
+                ("DATABASE_URL", "mysql://u:pa55word@db/prpr"),
             ],
         );
-        let dump = format!("{:?}", loaded.config);
+        let dump = format!("{:?} {}", loaded.config, messages(&loaded).join("\n"));
         assert!(
-            !dump.contains("very-secret") && !dump.contains("hush"),
+            !dump.contains("very-secret") && !dump.contains("hush") && !dump.contains("pa55word"),
             "{dump}"
+        );
+        assert!(
+            dump.contains("environment: error: DATABASE_URL must start with sqlite:"),
+            "{dump}"
+        );
+        // A secret of the wrong type in the file is not echoed either.
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            &dir,
+            "c.toml",
+            "[github]\nwebhook_secret = 123456789\ntoken = [\"ghp_s3cr3t\"]\n[slack]\nbot_token = \"not-a-bot-token\"\n",
+        );
+        let msgs = messages(&load(Some(&p), &[("X", "")])).join("\n");
+        let src = p.display().to_string();
+        assert!(
+            !msgs.contains("123456789") && !msgs.contains("s3cr3t") && !msgs.contains("not-a-bot"),
+            "{msgs}"
+        );
+        assert!(
+            msgs.contains(&format!(
+                "{src}:2: error: github.webhook_secret: must be a string"
+            )),
+            "{msgs}"
+        );
+        assert!(
+            msgs.contains(&format!(
+                "{src}:5: warning: slack.bot_token does not start with xoxb-"
+            )),
+            "{msgs}"
         );
     }
 

@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Mutex, Notify, watch};
+use tokio::sync::{Mutex, Notify, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -71,6 +71,12 @@ pub struct Sender {
     opts: SenderOptions,
     wake: Arc<Notify>,
     clock: Clock,
+    /// Where each attempt's outcome is told, for a caller waiting on its
+    /// messages (`prpr replay`).
+    outcomes: Option<mpsc::UnboundedSender<(i64, Outcome)>>,
+    /// Whether other processes may be sending from the same store: then the
+    /// leases found at start are theirs, not a previous life's.
+    shared: bool,
 }
 
 /// What happened to one message, for the caller waiting on it (replay).
@@ -107,14 +113,34 @@ impl Sender {
             opts,
             wake,
             clock,
+            outcomes: None,
+            shared: false,
         }
+    }
+
+    /// Tells `(outbox ID, outcome)` of every attempt to `tx`.
+    pub fn with_outcomes(mut self, tx: mpsc::UnboundedSender<(i64, Outcome)>) -> Sender {
+        self.outcomes = Some(tx);
+        self
+    }
+
+    /// For a one-off sender beside a server (`prpr replay`): leases found at
+    /// start belong to a live process and are left alone.
+    pub fn beside_others(mut self) -> Sender {
+        self.shared = true;
+        self
     }
 
     /// Runs until `shutdown` turns true, then waits for sends already started
     /// (each bounded by the HTTP timeout) and returns. Queued messages stay
     /// queued for the next start.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        match self.store.release_leases_if_sole_sender().await {
+        let released = if self.shared {
+            Ok(0)
+        } else {
+            self.store.release_leases_if_sole_sender().await
+        };
+        match released {
             Ok(n) if n > 0 => tracing::info!(
                 released = n,
                 "resuming messages a previous process had claimed"
@@ -242,8 +268,13 @@ impl Sender {
                 self.opts.clone(),
                 self.clock.clone(),
             );
+            let outcomes = self.outcomes.clone();
             let task = tasks.spawn(async move {
-                deliver(&store, &publisher, &limiter, &opts, &clock, item).await;
+                let id = item.id;
+                let outcome = deliver(&store, &publisher, &limiter, &opts, &clock, item).await;
+                if let Some(tx) = outcomes {
+                    let _ = tx.send((id, outcome));
+                }
             });
             in_flight.start(task.id(), channel);
         }

@@ -143,7 +143,7 @@ pub fn notify(
 mod tests {
     use super::super::test_support::*;
     use super::super::{Kind, PrState, decide};
-    use crate::config::Delivery;
+    use crate::config::DeliveryMode;
     use serde_json::json;
 
     fn issue_comment(commenter: &str, body: &str, on_pr: bool) -> crate::github::Event {
@@ -220,7 +220,7 @@ mod tests {
     #[test]
     fn slack_handles_and_channel_delivery() {
         let mut c = cfg();
-        c.delivery = Delivery::Channel;
+        c.delivery = DeliveryMode::Channel;
         let d = decide(
             &issue_comment("carol", "@alice @hank", true),
             &PrState::default(),

@@ -156,12 +156,12 @@ fn pr_summary(pr: &PullRequest) -> String {
 #[cfg(test)]
 pub(crate) mod test_support {
     //! Builders for rule tests: small, explicit payloads in GitHub's shapes.
-    use crate::config::{Delivery, NotifyConfig, SlackUser, TeamTarget};
+    use crate::config::{DeliveryMode, NotifyConfig, SlackUser, TeamTarget};
     use crate::github::Event;
 
     pub fn cfg() -> NotifyConfig {
         let mut c = NotifyConfig {
-            delivery: Delivery::Dm,
+            delivery: DeliveryMode::Dm,
             channel: Some("C0GENERAL1".into()),
             ..NotifyConfig::default()
         };

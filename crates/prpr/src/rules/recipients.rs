@@ -6,7 +6,7 @@
 //! default channel, when there is one. Teams get their user group mentioned in
 //! their channel, else their channel, else the default channel naming them.
 
-use crate::config::{Delivery, NotifyConfig, SlackUser};
+use crate::config::{DeliveryMode, NotifyConfig, SlackUser};
 use crate::slack::message::{Message, escape};
 
 use super::{Kind, Notification};
@@ -38,10 +38,10 @@ pub fn person(
     match cfg.members.get(login) {
         Some(SlackUser::Id(id)) => {
             let mut out = Vec::new();
-            if matches!(cfg.delivery, Delivery::Dm | Delivery::Both) {
+            if matches!(cfg.delivery, DeliveryMode::Dm | DeliveryMode::Both) {
                 out.push(to(id, ""));
             }
-            if matches!(cfg.delivery, Delivery::Channel | Delivery::Both)
+            if matches!(cfg.delivery, DeliveryMode::Channel | DeliveryMode::Both)
                 && let Some(channel) = &cfg.channel
             {
                 out.push(to(channel, &format!("<@{id}> ")));

@@ -173,7 +173,7 @@ fn request_message(prefix: &str, icon: &str, what: &str, e: &PullRequestEvent) -
 mod tests {
     use super::super::test_support::*;
     use super::super::{Kind, PrState, decide};
-    use crate::config::Delivery;
+    use crate::config::DeliveryMode;
     use serde_json::json;
 
     fn requested(sender: &str, reviewer: &str, draft: bool) -> crate::github::Event {
@@ -232,7 +232,7 @@ mod tests {
     #[test]
     fn channel_and_both_delivery() {
         let mut c = cfg();
-        c.delivery = Delivery::Channel;
+        c.delivery = DeliveryMode::Channel;
         let d = decide(&requested("carol", "alice", false), &PrState::default(), &c);
         assert_eq!(d.notifications.len(), 1);
         assert_eq!(d.notifications[0].channel, "C0GENERAL1");
@@ -242,7 +242,7 @@ mod tests {
                 .text
                 .starts_with("<@U0ALICE01> :eyes: @carol requested your review")
         );
-        c.delivery = Delivery::Both;
+        c.delivery = DeliveryMode::Both;
         let d = decide(&requested("carol", "alice", false), &PrState::default(), &c);
         let chans: Vec<_> = d.notifications.iter().map(|n| n.channel.as_str()).collect();
         assert_eq!(chans, vec!["U0ALICE01", "C0GENERAL1"]);

@@ -1,0 +1,172 @@
+//! Checks of values, wherever they came from.
+//!
+//! A value is checked once it is final (file, then environment), and a problem
+//! is reported where that final value was written: the file and line, or the
+//! environment variable. Checks of one setting name it as the user wrote it
+//! (`notify.channel = "…"` in the file, `PRPR_CHANNEL="…"` in the environment).
+
+use std::collections::HashMap;
+
+use super::{Config, DeliveryMode, Problem, members};
+
+/// Where a setting's final value was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Origin {
+    File { path: String, line: usize },
+    Env { var: String },
+}
+
+/// Setting (`slack.burst`, as in the file) → where its value came from.
+/// Settings left at their default have none.
+#[derive(Debug, Default)]
+pub(crate) struct Origins(HashMap<String, Origin>);
+
+impl Origins {
+    pub(crate) fn set(&mut self, setting: &str, origin: Origin) {
+        self.0.insert(setting.to_string(), origin);
+    }
+
+    /// The problem's source and line for `setting`.
+    pub(crate) fn location(&self, setting: &str) -> (String, Option<usize>) {
+        match self.0.get(setting) {
+            Some(Origin::File { path, line }) => (path.clone(), Some(*line)),
+            Some(Origin::Env { .. }) => ("environment".into(), None),
+            None => ("config".into(), None),
+        }
+    }
+
+    /// The setting as the user wrote it: `VAR` or `section.key`.
+    fn name(&self, setting: &str) -> String {
+        match self.0.get(setting) {
+            Some(Origin::Env { var }) => var.clone(),
+            _ => setting.to_string(),
+        }
+    }
+
+    /// `section.key = "value"` or `VAR="value"`.
+    fn assignment(&self, setting: &str, value: &str) -> String {
+        match self.0.get(setting) {
+            Some(Origin::Env { var }) => format!("{var}={value:?}"),
+            _ => format!("{setting} = {value:?}"),
+        }
+    }
+
+    fn error(&self, setting: &str, message: String) -> Problem {
+        let (source, line) = self.location(setting);
+        Problem::error(&source, line, message)
+    }
+
+    fn warning(&self, setting: &str, message: String) -> Problem {
+        let (source, line) = self.location(setting);
+        Problem::warning(&source, line, message)
+    }
+}
+
+/// Channel IDs (`C…`, `G…`) or `#name` (chat.postMessage accepts both).
+pub(crate) fn is_channel(s: &str) -> bool {
+    members::is_conversation_id(s)
+        || (s.starts_with('#') && s.len() > 1 && !s.contains(char::is_whitespace))
+}
+
+/// Every problem of the final config.
+pub(crate) fn validate(cfg: &Config, at: &Origins) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for (setting, value) in [
+        ("notify.channel", &cfg.notify.channel),
+        ("notify.merged_channel", &cfg.notify.merged_channel),
+    ] {
+        if let Some(c) = value
+            && !is_channel(c)
+        {
+            problems.push(at.error(
+                setting,
+                format!(
+                    "{} is not a Slack channel ID (C…) or #name",
+                    at.assignment(setting, c)
+                ),
+            ));
+        }
+    }
+    if cfg.notify.delivery != DeliveryMode::Dm && cfg.notify.channel.is_none() {
+        problems.push(Problem::error(
+            "config",
+            None,
+            "notify.delivery = \"channel\"/\"both\" needs notify.channel (or PRPR_CHANNEL)".into(),
+        ));
+    }
+    let slack = &cfg.slack;
+    if !(slack.per_channel_per_sec > 0.0 && slack.per_channel_per_sec.is_finite()) {
+        problems.push(at.error(
+            "slack.per_channel_per_sec",
+            "slack.per_channel_per_sec must be a positive number".into(),
+        ));
+    }
+    if slack.max_attempts == 0 {
+        problems.push(at.error(
+            "slack.max_attempts",
+            "slack.max_attempts must be at least 1".into(),
+        ));
+    }
+    if slack.retry_initial_ms == 0 || slack.retry_max_ms < slack.retry_initial_ms {
+        let setting = if slack.retry_initial_ms == 0 {
+            "slack.retry_initial_ms"
+        } else {
+            "slack.retry_max_ms"
+        };
+        problems.push(at.error(
+            setting,
+            "slack.retry_initial_ms must be at least 1 and at most slack.retry_max_ms".into(),
+        ));
+    }
+    if slack.timeout_secs == 0 {
+        problems.push(at.error(
+            "slack.timeout_secs",
+            "slack.timeout_secs must be at least 1".into(),
+        ));
+    }
+    for (setting, url) in [
+        ("slack.api_url", &slack.api_url),
+        ("github.api_url", &cfg.github.api_url),
+    ] {
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            problems.push(at.error(
+                setting,
+                format!("{} is not an http(s) URL", at.assignment(setting, url)),
+            ));
+        }
+    }
+    let db = &cfg.database.url;
+    if !(db.starts_with("sqlite:")
+        || db.starts_with("postgres://")
+        || db.starts_with("postgresql://"))
+    {
+        // The URL is not shown: it may carry a password.
+        problems.push(at.error(
+            "database.url",
+            format!(
+                "{} must start with sqlite:, postgres:// or postgresql://",
+                at.name("database.url")
+            ),
+        ));
+    }
+    if let Some(t) = &slack.bot_token
+        && !t.expose().starts_with("xoxb-")
+    {
+        problems.push(at.warning(
+            "slack.bot_token",
+            format!(
+                "{} does not start with xoxb- (a bot token is expected)",
+                at.name("slack.bot_token")
+            ),
+        ));
+    }
+    let handles = cfg.notify.members.handles();
+    if handles > 0 {
+        problems.push(Problem::warning(
+            "config",
+            None,
+            format!("{handles} member(s) are mapped to a Slack name, not a user ID: at start prpr looks them up with users.list (scope users:read); any it cannot find are shown as plain text and get no DM. Map them to IDs (U…) to be sure"),
+        ));
+    }
+    problems
+}
