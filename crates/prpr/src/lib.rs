@@ -23,6 +23,7 @@ pub mod clock;
 pub mod config;
 pub mod github;
 pub mod intake;
+pub mod notice;
 pub mod outbox;
 pub mod pipeline;
 pub mod rules;

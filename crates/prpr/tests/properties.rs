@@ -18,8 +18,9 @@ use prpr::github::mentions::{Mention, extract};
 use prpr::github::{Event, PayloadError};
 use prpr::intake::decode::{self, DecodeError, Encoding};
 use prpr::intake::signature::{SignatureError, Verifier};
+use prpr::notice::excerpt;
 use prpr::rules::{self, PrState};
-use prpr::slack::message::{escape, link, quote_excerpt};
+use prpr::slack::render::{escape, link, quote};
 
 fn config(cases: u32) -> ProptestConfig {
     ProptestConfig {
@@ -771,7 +772,7 @@ proptest! {
         prop_assert!(l.starts_with('<') && l.ends_with('>'));
         prop_assert!(!l[1..l.len() - 1].contains(['<', '>']), "{l:?}");
         prop_assert_eq!(unescape(l[1..l.len() - 1].split_once('|').unwrap().1), label);
-        if let Some(q) = quote_excerpt(&body, lines, max) {
+        if let Some(q) = excerpt(&body, lines, max).map(|e| quote(&e)) {
             for line in q.lines() {
                 let rest = line.strip_prefix("> ");
                 prop_assert!(rest.is_some(), "{line:?}");

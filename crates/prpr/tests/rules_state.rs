@@ -4,8 +4,8 @@
 //!
 //! - an open request is announced at most once (until it is removed or
 //!   answered by a review), and a request on a non-draft PR is never lost;
-//! - a request to someone who has already reviewed says *re-requested*;
-//!   a first request never does.
+//! - a request to someone who has already reviewed is a *re-request* (the
+//!   renderer's tests pin how that reads); a first request never is.
 //!
 //! The PR state is threaded through exactly as the store does: the decision's
 //! `state` replaces the old one when present.
@@ -20,7 +20,8 @@ use serde_json::{Value, json};
 use prpr::config::NotifyConfig;
 use prpr::config::members::SlackUser;
 use prpr::github::Event;
-use prpr::rules::{self, Kind, PrState};
+use prpr::notice::Notice;
+use prpr::rules::{self, PrState};
 
 const REVIEWERS: [&str; 3] = ["alice", "bob", "carol"];
 const AUTHOR: &str = "Codertocat";
@@ -186,17 +187,18 @@ proptest! {
             if let Some(next) = d.state.clone() {
                 state = next;
             }
-            let told: Vec<(usize, String)> = d
+            let told: Vec<(usize, bool)> = d
                 .notifications
                 .iter()
-                .filter(|n| n.kind == Kind::ReviewRequested)
-                .map(|n| {
-                    let i = REVIEWERS
-                        .iter()
-                        .enumerate()
-                        .position(|(i, _)| n.channel == format!("U0REVIEW{i}"))
+                .filter_map(|n| match &n.notice {
+                    Notice::ReviewRequested { again, .. } => Some((n, *again)),
+                    _ => None,
+                })
+                .map(|(n, again)| {
+                    let i = (0..REVIEWERS.len())
+                        .position(|i| n.channel == format!("U0REVIEW{i}"))
                         .unwrap_or_else(|| panic!("request sent to {}", n.channel));
-                    (i, n.message.text.clone())
+                    (i, again)
                 })
                 .collect();
 
@@ -209,12 +211,12 @@ proptest! {
             let got: BTreeSet<usize> = told.iter().map(|(i, _)| *i).collect();
             prop_assert_eq!(got.len(), told.len(), "step {} {:?}: someone told twice at once", step, op);
             prop_assert_eq!(&got, &expected, "step {} {:?} (already told: {:?})", step, op, announced);
-            for (i, text) in &told {
+            for (i, again) in &told {
                 prop_assert_eq!(
-                    text.contains("re-requested"),
+                    *again,
                     reviewed.contains(i),
-                    "step {} {:?}: {} (reviewed before: {})",
-                    step, op, text, reviewed.contains(i)
+                    "step {} {:?}: {} told as a re-request: {}",
+                    step, op, REVIEWERS[*i], again
                 );
             }
             announced.extend(got);

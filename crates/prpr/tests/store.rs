@@ -11,9 +11,8 @@ mod support;
 use std::sync::Arc;
 
 use prpr::github::Subject;
-use prpr::rules::{Decision, Kind, Notification, PrState};
-use prpr::slack::message::Message;
-use prpr::store::{DeliveryMeta, OutboxStatus, Recorded, Store};
+use prpr::notice::{Address, Decision, Notice, Notification, Pr, PrState};
+use prpr::store::{DeliveryMeta, OutboxItem, OutboxStatus, Recorded, Store};
 
 fn subject(repo: &str, number: u64) -> Subject {
     Subject {
@@ -23,12 +22,29 @@ fn subject(repo: &str, number: u64) -> Subject {
     }
 }
 
-fn note(channel: &str, text: &str) -> Notification {
+/// A notice told apart from the others by `tag` (its merger's name).
+fn note(channel: &str, tag: &str) -> Notification {
     Notification {
         channel: channel.into(),
-        kind: Kind::ReviewRequested,
-        message: Message::from_mrkdwn(text.into()),
+        address: Address::Nobody,
+        notice: Notice::Merged {
+            pr: Pr {
+                repo: "acme/app".into(),
+                number: 1,
+                title: "t".into(),
+                author: "a".into(),
+                link: "https://github.com/acme/app/pull/1".into(),
+                size: None,
+            },
+            by: tag.into(),
+        },
     }
+}
+
+/// The tag of a queued [`note`]: the notice comes back as it was stored.
+fn tag(item: &OutboxItem) -> String {
+    let stored: serde_json::Value = serde_json::from_str(&item.payload).unwrap();
+    stored["notice"]["by"].as_str().unwrap().to_string()
 }
 
 /// Records delivery `id` for acme/app#`n`, queuing `notes` and adding `login` to `requested`.
@@ -104,7 +120,7 @@ async fn channel_heads_in_order_one_at_a_time(store: Store) {
     .await;
     record(&store, "b", 2, "x", vec![note("C1", "c1-second")]).await;
     let heads = store.due(5_000, 10).await.unwrap();
-    let texts: Vec<&str> = heads.iter().map(|h| h.message.text.as_str()).collect();
+    let texts: Vec<String> = heads.iter().map(tag).collect();
     assert_eq!(
         texts,
         vec!["c1-first", "c2-first"],
@@ -121,7 +137,7 @@ async fn channel_heads_in_order_one_at_a_time(store: Store) {
         .await
         .unwrap()
         .into_iter()
-        .map(|h| h.message.text)
+        .map(|h| tag(&h))
         .collect();
     assert_eq!(texts, vec!["c2-first".to_string()]);
     // Sent: the next one of C1 becomes the head.
@@ -134,7 +150,7 @@ async fn channel_heads_in_order_one_at_a_time(store: Store) {
         .await
         .unwrap()
         .into_iter()
-        .map(|h| h.message.text)
+        .map(|h| tag(&h))
         .collect();
     assert_eq!(
         texts,
@@ -194,7 +210,7 @@ async fn retries_dead_letters_and_requeue(store: Store) {
         .await
         .unwrap()
         .into_iter()
-        .map(|h| h.message.text)
+        .map(|h| tag(&h))
         .collect();
     assert_eq!(
         texts,

@@ -66,7 +66,9 @@ impl Outbox {
                 let rows = store.list(all, limit).await?;
                 if json {
                     for r in &rows {
-                        println!("{}", serde_json::to_string(r)?);
+                        let mut row = serde_json::to_value(r)?;
+                        row["text"] = serde_json::Value::String(text_of(r));
+                        println!("{row}");
                     }
                 } else if rows.is_empty() {
                     println!("outbox is empty (nothing pending or dead-lettered)");
@@ -81,7 +83,8 @@ impl Outbox {
                             OutboxStatus::Sent => "sent",
                             OutboxStatus::Dead => "dead",
                         };
-                        let first_line = r.text.lines().next().unwrap_or("");
+                        let text = text_of(r);
+                        let first_line = text.lines().next().unwrap_or("");
                         let detail = r.last_error.as_deref().map_or_else(
                             || first_line.to_string(),
                             |e| format!("{e} — {first_line}"),
@@ -110,4 +113,12 @@ impl Outbox {
             }
         }
     }
+}
+
+/// The message text a row will send (or sent), rendered from its notice; the
+/// raw payload when it cannot be read, so the operator still sees something.
+fn text_of(row: &prpr::store::OutboxRow) -> String {
+    prpr::slack::render::Stored::parse(&row.payload)
+        .map(|s| s.render().text)
+        .unwrap_or_else(|_| row.payload.clone())
 }

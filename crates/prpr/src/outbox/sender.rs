@@ -22,6 +22,7 @@ use tokio::time::Instant;
 use super::backoff;
 use super::ratelimit::ChannelLimiter;
 use crate::clock::Clock;
+use crate::slack::render::Stored;
 use crate::slack::{Publisher, SendError};
 use crate::store::{OutboxItem, Store};
 
@@ -327,7 +328,13 @@ pub async fn deliver(
 ) -> Outcome {
     let attempt = item.attempts + 1;
     let started = clock.instant();
-    let result = publisher.post(&item.channel, &item.message).await;
+    let result = match Stored::parse(&item.payload) {
+        Ok(stored) => publisher.post(&item.channel, &stored.render()).await,
+        // Written by a newer prpr, or damaged: no retry can fix it.
+        Err(e) => Err(SendError::Permanent(format!(
+            "unreadable outbox payload: {e}"
+        ))),
+    };
     let ms = (clock.instant() - started).as_millis() as u64;
     let (id, channel, kind) = (item.id, item.channel.as_str(), item.kind.as_str());
     let recorded = match &result {

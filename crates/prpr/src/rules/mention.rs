@@ -7,21 +7,20 @@
 //! login nobody mapped is not worth a channel post.
 
 use crate::config::NotifyConfig;
+use crate::github::mentions::{Mention, extract};
 use crate::github::{IssueCommentEvent, ReviewCommentEvent};
-use crate::slack::message::{Message, escape, quote_excerpt};
+use crate::notice::{Notice, Notification, Pr, Whom, excerpt};
 
 use super::recipients::{self, Unmapped};
-use super::{Decision, Kind, Notification, pr_link};
-use crate::github::mentions::{Mention, extract};
+use super::{Decision, pr_facts};
 
 /// Where the mention happened.
 pub struct Target<'a> {
-    pub repo: &'a str,
+    /// The PR, linking to the comment or review itself.
+    pub pr: Pr,
+    /// The repository's owner: a team of this organisation may be told in
+    /// the default channel even without a user group.
     pub org: &'a str,
-    pub number: u64,
-    pub title: &'a str,
-    /// Link to the comment or review itself.
-    pub url: &'a str,
     pub commenter: &'a str,
 }
 
@@ -33,11 +32,15 @@ pub fn on_issue_comment(e: &IssueCommentEvent, cfg: &NotifyConfig) -> Decision {
         return Decision::skip("comment on an issue, not a pull request");
     }
     let target = Target {
-        repo: &e.repository.full_name,
+        pr: Pr {
+            repo: e.repository.full_name.clone(),
+            number: e.issue.number,
+            title: e.issue.title.clone(),
+            author: e.issue.user.login.clone(),
+            link: e.comment.html_url.clone(),
+            size: None,
+        },
         org: &e.repository.owner.login,
-        number: e.issue.number,
-        title: &e.issue.title,
-        url: &e.comment.html_url,
         commenter: &e.comment.user.login,
     };
     decision(notify(
@@ -56,11 +59,12 @@ pub fn on_review_comment(e: &ReviewCommentEvent, cfg: &NotifyConfig) -> Decision
         ));
     }
     let target = Target {
-        repo: &e.repository.full_name,
+        pr: pr_facts(
+            &e.pull_request,
+            &e.repository.full_name,
+            &e.comment.html_url,
+        ),
         org: &e.repository.owner.login,
-        number: e.pull_request.number,
-        title: &e.pull_request.title,
-        url: &e.comment.html_url,
         commenter: &e.comment.user.login,
     };
     decision(notify(
@@ -91,19 +95,12 @@ pub fn notify(
     skip: Option<&str>,
     cfg: &NotifyConfig,
 ) -> Vec<Notification> {
-    let excerpt = quote_excerpt(body, cfg.excerpt_lines, 500);
-    let compose = |prefix: &str, whom: &str| {
-        let mut text = format!(
-            "{prefix}:wave: @{} mentioned {whom} on {}\n*{}*",
-            escape(t.commenter),
-            pr_link(t.url, t.repo, t.number),
-            escape(t.title)
-        );
-        if let Some(q) = &excerpt {
-            text.push('\n');
-            text.push_str(q);
-        }
-        Message::from_mrkdwn(text)
+    let excerpt = excerpt(body, cfg.excerpt_lines, 500);
+    let notice = |whom: Whom| Notice::Mentioned {
+        pr: t.pr.clone(),
+        by: t.commenter.to_string(),
+        whom,
+        excerpt: excerpt.clone(),
     };
     let mut out = Vec::new();
     for m in extract(body) {
@@ -116,10 +113,9 @@ pub fn notify(
                 }
                 out.extend(recipients::person(
                     &login,
-                    Kind::Mention,
                     cfg,
                     Unmapped::Drop,
-                    |p| compose(p, "you"),
+                    notice(Whom::You),
                 ));
             }
             Mention::Team { org, slug } => {
@@ -130,9 +126,11 @@ pub fn notify(
                 if target.usergroup.is_none() && !org.eq_ignore_ascii_case(t.org) {
                     continue;
                 }
-                out.extend(recipients::team(&org, &slug, Kind::Mention, cfg, |p| {
-                    compose(p, &format!("team {}", recipients::team_label(&org, &slug)))
-                }));
+                let whom = Whom::Team {
+                    org: org.clone(),
+                    slug: slug.clone(),
+                };
+                out.extend(recipients::team(&org, &slug, cfg, notice(whom)));
             }
         }
     }
@@ -170,9 +168,9 @@ mod tests {
         );
         assert_eq!(d.notifications.len(), 1, "{:?}", d.notifications);
         let n = &d.notifications[0];
-        assert_eq!((n.channel.as_str(), n.kind), ("U0ALICE01", Kind::Mention));
+        assert_eq!((n.channel.as_str(), n.kind()), ("U0ALICE01", Kind::Mention));
         assert_eq!(
-            n.message.text,
+            n.text(),
             ":wave: @carol mentioned you on <https://github.com/acme/app/pull/42#issuecomment-7|acme/app#42>\n\
              *Add &lt;caching&gt; &amp; stuff*\n> @alice can you check `@bob`?\n> &gt; @bob said no\n> @zed too"
         );
@@ -211,7 +209,7 @@ mod tests {
         assert_eq!(d.notifications.len(), 1);
         assert_eq!(d.notifications[0].channel, "C0BACKEND1");
         assert!(
-            d.notifications[0].message.text.starts_with(
+            d.notifications[0].text().starts_with(
                 "<!subteam^S0BACKEND1> :wave: @carol mentioned team *acme/backend* on <"
             )
         );
@@ -232,12 +230,7 @@ mod tests {
             .map(|n| {
                 (
                     n.channel.clone(),
-                    n.message
-                        .text
-                        .split(" :wave:")
-                        .next()
-                        .unwrap_or("")
-                        .to_string(),
+                    n.text().split(" :wave:").next().unwrap_or("").to_string(),
                 )
             })
             .collect();
@@ -263,8 +256,7 @@ mod tests {
         assert_eq!(d.notifications.len(), 1);
         assert!(
             d.notifications[0]
-                .message
-                .text
+                .text()
                 .contains("<https://github.com/acme/app/pull/42#discussion_r1|acme/app#42>")
         );
     }

@@ -2,9 +2,9 @@
 
 use crate::config::NotifyConfig;
 use crate::github::PullRequestEvent;
-use crate::slack::message::{Message, escape};
+use crate::notice::{Address, Notice};
 
-use super::{Decision, Kind, Notification, pr_link, pr_summary};
+use super::{Decision, Notification, pr_facts};
 
 pub fn on_closed(e: &PullRequestEvent, cfg: &NotifyConfig) -> Decision {
     if e.pull_request.merged != Some(true) {
@@ -15,17 +15,14 @@ pub fn on_closed(e: &PullRequestEvent, cfg: &NotifyConfig) -> Decision {
     };
     let pr = &e.pull_request;
     let by = pr.merged_by.as_ref().unwrap_or(&e.sender);
-    let text = format!(
-        ":tada: {} merged by @{}\n{}",
-        pr_link(&pr.html_url, &e.repository.full_name, pr.number),
-        escape(&by.login),
-        pr_summary(pr)
-    );
     Decision {
         notifications: vec![Notification {
             channel: channel.clone(),
-            kind: Kind::Merged,
-            message: Message::from_mrkdwn(text),
+            address: Address::Nobody,
+            notice: Notice::Merged {
+                pr: pr_facts(pr, &e.repository.full_name, &pr.html_url),
+                by: by.login.clone(),
+            },
         }],
         ..Decision::default()
     }
@@ -58,7 +55,7 @@ mod tests {
         let d = decide(&closed(true), &PrState::default(), &c);
         assert_eq!(d.notifications[0].channel, "C0MERGED01");
         assert_eq!(
-            d.notifications[0].message.text,
+            d.notifications[0].text(),
             ":tada: <https://github.com/acme/app/pull/42|acme/app#42> merged by @alice\n*Add &lt;caching&gt; &amp; stuff* · by @carol · +120 −7"
         );
         assert!(

@@ -1,8 +1,9 @@
 //! Who gets told what: pure functions of (event, stored PR state, config).
 //!
-//! Nothing here does I/O. [`decide`] takes a decoded event, the state prpr has
-//! kept for that pull request, and the notification settings, and returns the
-//! notifications to queue plus the PR's next state. That keeps every rule
+//! Nothing here does I/O, and nothing here writes Slack markup. [`decide`]
+//! takes a decoded event, the state prpr has kept for that pull request, and
+//! the notification settings, and returns the notices to queue (as data, see
+//! [`crate::notice`]) plus the PR's next state. That keeps every rule
 //! testable with plain values and lets the store run the whole decision inside
 //! the transaction that records the delivery.
 //!
@@ -15,77 +16,10 @@ pub mod recipients;
 pub mod review;
 pub mod review_request;
 
-use std::collections::BTreeSet;
-
-use serde::{Deserialize, Serialize};
-
 use crate::config::NotifyConfig;
 use crate::github::{Account, Event, PullRequest};
-use crate::slack::message::{Message, escape, link};
-
-/// What prpr remembers about one pull request, built from the events themselves.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PrState {
-    /// Lower-cased logins whose review request has been announced and not
-    /// since removed or answered by a review.
-    #[serde(default)]
-    pub requested: BTreeSet<String>,
-    /// Lower-cased `org/slug` of announced team requests.
-    #[serde(default)]
-    pub requested_teams: BTreeSet<String>,
-    /// Lower-cased logins that have submitted a review: a later request to them
-    /// is a *re-request*.
-    #[serde(default)]
-    pub reviewed: BTreeSet<String>,
-}
-
-/// What a notification is about (kept with it in the outbox, and in logs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    ReviewRequested,
-    ReviewSubmitted,
-    Mention,
-    Merged,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::ReviewRequested => "review_requested",
-            Kind::ReviewSubmitted => "review_submitted",
-            Kind::Mention => "mention",
-            Kind::Merged => "merged",
-        }
-    }
-}
-
-/// One message to one Slack conversation (a user ID means a DM).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Notification {
-    pub channel: String,
-    pub kind: Kind,
-    pub message: Message,
-}
-
-/// The outcome of the rules for one event.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Decision {
-    pub notifications: Vec<Notification>,
-    /// The PR's next state; `None` when unchanged.
-    pub state: Option<PrState>,
-    /// Why nothing (or less) was sent, for the delivery log line.
-    pub skipped: Vec<String>,
-}
-
-impl Decision {
-    fn skip(reason: impl Into<String>) -> Decision {
-        Decision {
-            skipped: vec![reason.into()],
-            ..Decision::default()
-        }
-    }
-}
+use crate::notice::Pr;
+pub use crate::notice::{Decision, Kind, Notification, PrState};
 
 /// Runs the rule for `event`.
 pub fn decide(event: &Event, state: &PrState, cfg: &NotifyConfig) -> Decision {
@@ -139,18 +73,17 @@ fn is_bot(sender: &Account, cfg: &NotifyConfig) -> bool {
                 .any(|b| b.eq_ignore_ascii_case(&sender.login)))
 }
 
-/// `<url|owner/repo#12>`.
-fn pr_link(url: &str, repo: &str, number: u64) -> String {
-    link(url, &format!("{repo}#{number}"))
-}
-
-/// `*Title* · by @author · +10 −2` (the size only when the payload has it).
-fn pr_summary(pr: &PullRequest) -> String {
-    let mut s = format!("*{}* · by @{}", escape(&pr.title), escape(&pr.user.login));
-    if let (Some(a), Some(d)) = (pr.additions, pr.deletions) {
-        s.push_str(&format!(" · +{a} −{d}"));
+/// The facts about `pr` a notice carries, linking to `link` (the PR, or the
+/// review or comment the notice is about).
+fn pr_facts(pr: &PullRequest, repo: &str, link: &str) -> Pr {
+    Pr {
+        repo: repo.to_string(),
+        number: pr.number,
+        title: pr.title.clone(),
+        author: pr.user.login.clone(),
+        link: link.to_string(),
+        size: pr.additions.zip(pr.deletions),
     }
-    s
 }
 
 #[cfg(test)]

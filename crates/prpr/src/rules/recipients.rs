@@ -7,9 +7,7 @@
 //! their channel, else their channel, else the default channel naming them.
 
 use crate::config::{DeliveryMode, NotifyConfig, SlackUser};
-use crate::slack::message::{Message, escape};
-
-use super::{Kind, Notification};
+use crate::notice::{Address, Notice, Notification};
 
 /// Whether an unmapped person may be named in the default channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,72 +18,70 @@ pub enum Unmapped {
     Drop,
 }
 
-/// Notifications telling `login`. `compose(prefix)` builds the message; the
-/// prefix addresses the person when the message goes to a channel
-/// (`"<@U…> "`), and is empty in a DM.
+/// `notice` to wherever `login` is told: a DM and/or the default channel
+/// with a real mention, by `notify.delivery`; a plain-text name in the
+/// default channel when there is no Slack ID.
 pub fn person(
     login: &str,
-    kind: Kind,
     cfg: &NotifyConfig,
     unmapped: Unmapped,
-    compose: impl Fn(&str) -> Message,
+    notice: Notice,
 ) -> Vec<Notification> {
-    let to = |channel: &str, prefix: &str| Notification {
+    let to = |channel: &str, address: Address| Notification {
         channel: channel.to_string(),
-        kind,
-        message: compose(prefix),
+        address,
+        notice: notice.clone(),
     };
     match cfg.members.get(login) {
         Some(SlackUser::Id(id)) => {
             let mut out = Vec::new();
             if matches!(cfg.delivery, DeliveryMode::Dm | DeliveryMode::Both) {
-                out.push(to(id, ""));
+                out.push(to(id, Address::Nobody));
             }
             if matches!(cfg.delivery, DeliveryMode::Channel | DeliveryMode::Both)
                 && let Some(channel) = &cfg.channel
             {
-                out.push(to(channel, &format!("<@{id}> ")));
+                out.push(to(channel, Address::User { id: id.clone() }));
             }
             out
         }
         Some(SlackUser::Handle(handle)) => match &cfg.channel {
-            Some(channel) => vec![to(channel, &format!("@{} ", escape(handle)))],
+            Some(channel) => vec![to(
+                channel,
+                Address::Name {
+                    name: handle.clone(),
+                },
+            )],
             None => Vec::new(),
         },
         None => match (&cfg.channel, unmapped) {
-            (Some(channel), Unmapped::NameInChannel) => {
-                vec![to(channel, &format!("@{} ", escape(login)))]
-            }
+            (Some(channel), Unmapped::NameInChannel) => vec![to(
+                channel,
+                Address::Name {
+                    name: login.to_string(),
+                },
+            )],
             _ => Vec::new(),
         },
     }
 }
 
-/// The notification telling team `org/slug`, if it can go anywhere.
-/// `compose(prefix)` gets `"<!subteam^S…> "` when a user group is mapped.
-pub fn team(
-    org: &str,
-    slug: &str,
-    kind: Kind,
-    cfg: &NotifyConfig,
-    compose: impl Fn(&str) -> Message,
-) -> Option<Notification> {
+/// `notice` to team `org/slug`, if it can go anywhere: its channel, else the
+/// default channel; its user group mentioned when one is mapped.
+pub fn team(org: &str, slug: &str, cfg: &NotifyConfig, notice: Notice) -> Option<Notification> {
     let target = cfg.teams.get(org, slug);
     let channel = target
         .and_then(|t| t.channel.clone())
         .or_else(|| cfg.channel.clone())?;
-    let prefix = match target.and_then(|t| t.usergroup.as_deref()) {
-        Some(group) => format!("<!subteam^{group}> "),
-        None => String::new(),
+    let address = match target.and_then(|t| t.usergroup.as_deref()) {
+        Some(group) => Address::Group {
+            id: group.to_string(),
+        },
+        None => Address::Nobody,
     };
     Some(Notification {
         channel,
-        kind,
-        message: compose(&prefix),
+        address,
+        notice,
     })
-}
-
-/// `org/slug` as shown in messages.
-pub fn team_label(org: &str, slug: &str) -> String {
-    format!("*{}/{}*", escape(org), escape(slug))
 }

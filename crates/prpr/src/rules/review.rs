@@ -6,10 +6,10 @@
 
 use crate::config::NotifyConfig;
 use crate::github::PullRequestReviewEvent;
-use crate::slack::message::{Message, escape, quote_excerpt};
+use crate::notice::{Notice, Verdict, excerpt};
 
 use super::recipients::{self, Unmapped};
-use super::{Decision, Kind, PrState, mention, pr_link};
+use super::{Decision, PrState, mention, pr_facts};
 
 pub fn on_review(e: &PullRequestReviewEvent, state: &PrState, cfg: &NotifyConfig) -> Decision {
     if e.action != "submitted" {
@@ -23,42 +23,25 @@ pub fn on_review(e: &PullRequestReviewEvent, state: &PrState, cfg: &NotifyConfig
     next.requested.remove(&key);
 
     let mut d = Decision::default();
-    let verdict = match e.review.state.to_ascii_lowercase().as_str() {
-        "approved" => Some((":white_check_mark:", "approved")),
-        "changes_requested" => Some((":warning:", "requested changes on")),
-        "commented" => Some((":speech_balloon:", "commented on")),
-        _ => None,
-    };
     let body = e.review.body.as_deref().unwrap_or("");
-    match verdict {
+    let pr = pr_facts(&e.pull_request, &e.repository.full_name, &e.review.html_url);
+    match Verdict::from_github(&e.review.state) {
         _ if reviewer.eq_ignore_ascii_case(author) => d
             .skipped
             .push(format!("{author} reviewed their own pull request")),
         None => d
             .skipped
             .push(format!("review state {} is not announced", e.review.state)),
-        Some((icon, verb)) => {
+        Some(verdict) => {
             d.notifications = recipients::person(
                 author,
-                Kind::ReviewSubmitted,
                 cfg,
                 Unmapped::NameInChannel,
-                |prefix| {
-                    let mut text = format!(
-                        "{prefix}{icon} @{} {verb} {}\n*{}*",
-                        escape(reviewer),
-                        pr_link(
-                            &e.review.html_url,
-                            &e.repository.full_name,
-                            e.pull_request.number
-                        ),
-                        escape(&e.pull_request.title)
-                    );
-                    if let Some(q) = quote_excerpt(body, cfg.excerpt_lines, 500) {
-                        text.push('\n');
-                        text.push_str(&q);
-                    }
-                    Message::from_mrkdwn(text)
+                Notice::ReviewSubmitted {
+                    pr: pr.clone(),
+                    reviewer: reviewer.clone(),
+                    verdict,
+                    excerpt: excerpt(body, cfg.excerpt_lines, 500),
                 },
             );
         }
@@ -66,11 +49,8 @@ pub fn on_review(e: &PullRequestReviewEvent, state: &PrState, cfg: &NotifyConfig
     // Mentions in the review body; the author is already told about the review.
     let told_author = !d.notifications.is_empty();
     let target = mention::Target {
-        repo: &e.repository.full_name,
+        pr,
         org: &e.repository.owner.login,
-        number: e.pull_request.number,
-        title: &e.pull_request.title,
-        url: &e.review.html_url,
         commenter: reviewer,
     };
     let skip_author = if told_author {
@@ -114,11 +94,11 @@ mod tests {
         assert_eq!(d.notifications.len(), 1);
         let n = &d.notifications[0];
         assert_eq!(
-            (n.channel.as_str(), n.kind),
+            (n.channel.as_str(), n.kind()),
             ("U0CAROL01", Kind::ReviewSubmitted)
         );
         assert_eq!(
-            n.message.text,
+            n.text(),
             ":white_check_mark: @alice approved <https://github.com/acme/app/pull/42#pullrequestreview-1|acme/app#42>\n\
              *Add &lt;caching&gt; &amp; stuff*\n> LGTM &lt;3\n> ship it\n> but one &amp; more…"
         );
@@ -135,14 +115,10 @@ mod tests {
         );
         assert!(
             d.notifications[0]
-                .message
-                .text
+                .text()
                 .starts_with(":warning: @alice requested changes on <")
         );
-        assert!(
-            !d.notifications[0].message.text.contains("\n>"),
-            "no empty quote"
-        );
+        assert!(!d.notifications[0].text().contains("\n>"), "no empty quote");
         let d = decide(
             &review("alice", "commented", "nit"),
             &PrState::default(),
@@ -150,8 +126,7 @@ mod tests {
         );
         assert!(
             d.notifications[0]
-                .message
-                .text
+                .text()
                 .starts_with(":speech_balloon: @alice commented on <")
         );
     }
@@ -193,7 +168,7 @@ mod tests {
         let chans: Vec<_> = d
             .notifications
             .iter()
-            .map(|n| (n.channel.as_str(), n.kind))
+            .map(|n| (n.channel.as_str(), n.kind()))
             .collect();
         assert_eq!(
             chans,

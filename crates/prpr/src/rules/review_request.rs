@@ -7,11 +7,11 @@
 //! still requested.
 
 use crate::config::NotifyConfig;
-use crate::github::{PullRequest, PullRequestEvent};
-use crate::slack::message::{Message, escape};
+use crate::github::PullRequestEvent;
+use crate::notice::{Notice, Whom};
 
 use super::recipients::{self, Unmapped};
-use super::{Decision, Kind, Notification, PrState, pr_link, pr_summary};
+use super::{Decision, Notification, PrState, pr_facts};
 
 pub fn on_pull_request(e: &PullRequestEvent, state: &PrState, cfg: &NotifyConfig) -> Decision {
     let org = &e.repository.owner.login;
@@ -129,17 +129,9 @@ fn tell_reviewer(
 ) -> Vec<Notification> {
     recipients::person(
         login,
-        Kind::ReviewRequested,
         cfg,
         Unmapped::NameInChannel,
-        |prefix| {
-            let (icon, verb) = if again {
-                (":repeat:", "re-requested")
-            } else {
-                (":eyes:", "requested")
-            };
-            request_message(prefix, icon, &format!("{verb} your review"), e)
-        },
+        request(e, Whom::You, again),
     )
 }
 
@@ -149,24 +141,21 @@ fn tell_team(
     slug: &str,
     cfg: &NotifyConfig,
 ) -> Option<Notification> {
-    recipients::team(org, slug, Kind::ReviewRequested, cfg, |prefix| {
-        let what = format!(
-            "requested a review from team {}",
-            recipients::team_label(org, slug)
-        );
-        request_message(prefix, ":eyes:", &what, e)
-    })
+    let whom = Whom::Team {
+        org: org.to_string(),
+        slug: slug.to_string(),
+    };
+    recipients::team(org, slug, cfg, request(e, whom, false))
 }
 
-/// `{prefix}:eyes: @sender requested your review on <url|repo#n>` and the PR line.
-fn request_message(prefix: &str, icon: &str, what: &str, e: &PullRequestEvent) -> Message {
-    let pr: &PullRequest = &e.pull_request;
-    Message::from_mrkdwn(format!(
-        "{prefix}{icon} @{} {what} on {}\n{}",
-        escape(&e.sender.login),
-        pr_link(&pr.html_url, &e.repository.full_name, pr.number),
-        pr_summary(pr)
-    ))
+fn request(e: &PullRequestEvent, whom: Whom, again: bool) -> Notice {
+    let pr = &e.pull_request;
+    Notice::ReviewRequested {
+        pr: pr_facts(pr, &e.repository.full_name, &pr.html_url),
+        by: e.sender.login.clone(),
+        whom,
+        again,
+    }
 }
 
 #[cfg(test)]
@@ -196,9 +185,9 @@ mod tests {
         assert_eq!(d.notifications.len(), 1);
         let n = &d.notifications[0];
         assert_eq!(n.channel, "U0ALICE01");
-        assert_eq!(n.kind, Kind::ReviewRequested);
+        assert_eq!(n.kind(), Kind::ReviewRequested);
         assert_eq!(
-            n.message.text,
+            n.text(),
             format!(
                 ":eyes: @carol requested your review on <https://github.com/acme/app/pull/42|acme/app#42>\n{PR_LINE}"
             )
@@ -222,7 +211,7 @@ mod tests {
         };
         let d = decide(&requested("carol", "alice", false), &state, &cfg());
         assert_eq!(
-            d.notifications[0].message.text,
+            d.notifications[0].text(),
             format!(
                 ":repeat: @carol re-requested your review on <https://github.com/acme/app/pull/42|acme/app#42>\n{PR_LINE}"
             )
@@ -238,8 +227,7 @@ mod tests {
         assert_eq!(d.notifications[0].channel, "C0GENERAL1");
         assert!(
             d.notifications[0]
-                .message
-                .text
+                .text()
                 .starts_with("<@U0ALICE01> :eyes: @carol requested your review")
         );
         c.delivery = DeliveryMode::Both;
@@ -259,11 +247,10 @@ mod tests {
         assert_eq!(d.notifications[0].channel, "C0GENERAL1");
         assert!(
             d.notifications[0]
-                .message
-                .text
+                .text()
                 .starts_with("@zed :eyes: @carol requested your review")
         );
-        assert!(!d.notifications[0].message.text.contains("<@"));
+        assert!(!d.notifications[0].text().contains("<@"));
         // Without a default channel nobody can be told, and the decision says why.
         let mut c = cfg();
         c.channel = None;
@@ -321,18 +308,20 @@ mod tests {
             ..PrState::default()
         };
         let d = decide(&event("pull_request", v), &state, &cfg());
-        let got: Vec<(&str, &str)> = d
+        let got: Vec<(&str, String)> = d
             .notifications
             .iter()
             .map(|n| {
                 (
                     n.channel.as_str(),
-                    n.message.text.lines().next().unwrap_or(""),
+                    n.text().lines().next().unwrap_or("").to_string(),
                 )
             })
             .collect();
         assert_eq!(
-            got,
+            got.iter()
+                .map(|(c, t)| (*c, t.as_str()))
+                .collect::<Vec<_>>(),
             vec![
                 (
                     "U0ALICE01",
@@ -376,23 +365,21 @@ mod tests {
         let c = cfg();
         let d = decide(&team_requested("backend"), &PrState::default(), &c);
         assert_eq!(d.notifications[0].channel, "C0BACKEND1");
-        assert!(d.notifications[0].message.text.starts_with(
+        assert!(d.notifications[0].text().starts_with(
             "<!subteam^S0BACKEND1> :eyes: @carol requested a review from team *acme/backend*"
         ));
         let d = decide(&team_requested("docs"), &PrState::default(), &c);
         assert_eq!(d.notifications[0].channel, "C0DOCS0001");
         assert!(
             d.notifications[0]
-                .message
-                .text
+                .text()
                 .starts_with(":eyes: @carol requested a review from team *acme/docs*")
         );
         let d = decide(&team_requested("unknown"), &PrState::default(), &c);
         assert_eq!(d.notifications[0].channel, "C0GENERAL1");
         assert!(
             d.notifications[0]
-                .message
-                .text
+                .text()
                 .starts_with(":eyes: @carol requested a review from team *acme/unknown*")
         );
         let mut c2 = cfg();

@@ -1,10 +1,13 @@
-//! Where Slack is called: message formatting ([`message`]) and the publishers
-//! that deliver a message — the Web API ([`client`]) or, when no token is
-//! configured, the console ([`console`]), so `prpr serve` works out of the box.
+//! Where Slack is met: rendering notices into Slack's markup ([`render`], the
+//! only place that writes it), the message shape ([`message`]), and the
+//! publishers that deliver a message — the Web API ([`client`]) or, when no
+//! token is configured, the console ([`console`]), so `prpr serve` works out
+//! of the box.
 
 pub mod client;
 pub mod console;
 pub mod message;
+pub mod render;
 
 use std::time::Duration;
 

@@ -26,7 +26,7 @@ use sqlx::{Connection, Row};
 use tokio::sync::Mutex;
 
 use crate::github::Subject;
-use crate::rules::{Decision, PrState};
+use crate::notice::{Decision, PrState};
 
 /// Which SQL engine a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -275,14 +275,16 @@ impl Store {
 
             let mut queued = Vec::with_capacity(decision.notifications.len());
             for n in &decision.notifications {
-                let message = serde_json::to_string(&n.message).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                // The notice as data, rendered only when it is sent.
+                let message = serde_json::to_string(&serde_json::json!({"address": n.address, "notice": n.notice}))
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 let id: i64 = sqlx::query(
                     "INSERT INTO outbox (delivery_id, channel, kind, message, status, attempts, next_attempt_at, created_at) \
                      VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5) RETURNING id",
                 )
                 .bind(d.id)
                 .bind(&n.channel)
-                .bind(n.kind.as_str())
+                .bind(n.kind().as_str())
                 .bind(message)
                 .bind(now_ms)
                 .fetch_one(&mut *tx)

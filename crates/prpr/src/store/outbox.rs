@@ -11,7 +11,6 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::{Dialect, Pool, Store, StoreError, with_pool};
-use crate::slack::message::Message;
 
 /// A message handed to the sender.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,7 +18,10 @@ pub struct OutboxItem {
     pub id: i64,
     pub channel: String,
     pub kind: String,
-    pub message: Message,
+    /// What to send, as stored: a notice as JSON (see
+    /// [`crate::slack::render::Stored`]). The store keeps it as data and never
+    /// interprets it; the sender renders it when it sends.
+    pub payload: String,
     pub attempts: i64,
     pub delivery_id: String,
 }
@@ -81,7 +83,9 @@ pub struct OutboxRow {
     pub last_error: Option<String>,
     pub slack_ts: Option<String>,
     pub created_at: i64,
-    pub text: String,
+    /// The stored notice (see [`OutboxItem::payload`]); the CLI renders it.
+    #[serde(skip)]
+    pub payload: String,
 }
 
 impl Store {
@@ -103,16 +107,13 @@ impl Store {
             .await?;
             rows.iter()
                 .map(|r| {
-                    let json: String = r.try_get("message")?;
                     let id: i64 = r.try_get("id")?;
-                    let message = serde_json::from_str(&json)
-                        .map_err(|e| StoreError::Corrupt(format!("outbox {id}: {e}")))?;
                     Ok(Head {
                         item: OutboxItem {
                             id,
                             channel: r.try_get("channel")?,
                             kind: r.try_get("kind")?,
-                            message,
+                            payload: r.try_get("message")?,
                             attempts: r.try_get("attempts")?,
                             delivery_id: r.try_get("delivery_id")?,
                         },
@@ -272,8 +273,6 @@ impl Store {
             let rows = sqlx::query(sql).bind(limit).fetch_all(p).await?;
             rows.iter()
                 .map(|r| {
-                    let json: String = r.try_get("message")?;
-                    let text = serde_json::from_str::<Message>(&json).map(|m| m.text).unwrap_or(json);
                     Ok(OutboxRow {
                         id: r.try_get("id")?,
                         delivery_id: r.try_get("delivery_id")?,
@@ -285,7 +284,7 @@ impl Store {
                         last_error: r.try_get("last_error")?,
                         slack_ts: r.try_get("slack_ts")?,
                         created_at: r.try_get("created_at")?,
-                        text,
+                        payload: r.try_get("message")?,
                     })
                 })
                 .collect()

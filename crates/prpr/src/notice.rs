@@ -1,0 +1,276 @@
+//! What the rules decide, as data: who is told what about which pull
+//! request, and what prpr remembers about the PR.
+//!
+//! Nothing here knows Slack's markup. A [`Notice`] holds the facts (PR, people,
+//! an excerpt of plain text) and its [`Address`] says how the recipient is
+//! named inside a shared channel; [`crate::slack::render`] turns the pair into
+//! a message when it is sent. Keeping notices as data is what lets the outbox
+//! store them as data, lets a new presentation (threads, digests) re-render
+//! them, and keeps escaping of user text in one place.
+//!
+//! A new kind of notice is a new [`Notice`] variant here, a rule that
+//! produces it in [`crate::rules`], and its rendering in
+//! [`crate::slack::render`].
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+/// What prpr remembers about one pull request, built from the events themselves.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrState {
+    /// Lower-cased logins whose review request has been announced and not
+    /// since removed or answered by a review.
+    #[serde(default)]
+    pub requested: BTreeSet<String>,
+    /// Lower-cased `org/slug` of announced team requests.
+    #[serde(default)]
+    pub requested_teams: BTreeSet<String>,
+    /// Lower-cased logins that have submitted a review: a later request to them
+    /// is a *re-request*.
+    #[serde(default)]
+    pub reviewed: BTreeSet<String>,
+}
+
+/// What a notification is about (kept with it in the outbox, and in logs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    ReviewRequested,
+    ReviewSubmitted,
+    Mention,
+    Merged,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::ReviewRequested => "review_requested",
+            Kind::ReviewSubmitted => "review_submitted",
+            Kind::Mention => "mention",
+            Kind::Merged => "merged",
+        }
+    }
+}
+
+/// How the recipient is named at the start of a message in a shared
+/// channel. In a DM, or in a team's own channel without a user group,
+/// nobody is named.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Address {
+    Nobody,
+    /// A Slack user ID: a real `<@U…>` mention.
+    User {
+        id: String,
+    },
+    /// A Slack user group ID: `<!subteam^S…>`.
+    Group {
+        id: String,
+    },
+    /// A name without a Slack ID (a GitHub login, or a Slack name from a
+    /// prpr-era `MEMBERS.md` that could not be resolved): plain `@name` text,
+    /// never a broken mention.
+    Name {
+        name: String,
+    },
+}
+
+/// The pull request a notice is about, and where its link points.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pr {
+    /// `owner/repo`.
+    pub repo: String,
+    pub number: u64,
+    pub title: String,
+    /// The PR's author (GitHub login).
+    pub author: String,
+    /// Where the notice links: the PR, or the review or comment it is about.
+    pub link: String,
+    /// Lines added and deleted, when the payload says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<(u64, u64)>,
+}
+
+/// Who is asked or mentioned: the recipient themself, or a team they get the
+/// notice for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Whom {
+    You,
+    Team { org: String, slug: String },
+}
+
+/// A submitted review's verdict (the states prpr announces).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Approved,
+    ChangesRequested,
+    Commented,
+}
+
+impl Verdict {
+    /// From GitHub's `review.state`; `None` for states not announced
+    /// (`dismissed`, `pending`).
+    pub fn from_github(state: &str) -> Option<Verdict> {
+        match state.to_ascii_lowercase().as_str() {
+            "approved" => Some(Verdict::Approved),
+            "changes_requested" => Some(Verdict::ChangesRequested),
+            "commented" => Some(Verdict::Commented),
+            _ => None,
+        }
+    }
+}
+
+/// One thing to tell one recipient.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "notice", rename_all = "snake_case")]
+pub enum Notice {
+    /// `by` asked `whom` to review; `again` when the reviewer had reviewed
+    /// before (a re-request).
+    ReviewRequested {
+        pr: Pr,
+        by: String,
+        whom: Whom,
+        again: bool,
+    },
+    /// `reviewer` reviewed the recipient's PR.
+    ReviewSubmitted {
+        pr: Pr,
+        reviewer: String,
+        verdict: Verdict,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        excerpt: Option<String>,
+    },
+    /// `by` mentioned `whom` in a comment or review.
+    Mentioned {
+        pr: Pr,
+        by: String,
+        whom: Whom,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        excerpt: Option<String>,
+    },
+    /// `by` merged the PR.
+    Merged { pr: Pr, by: String },
+}
+
+impl Notice {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Notice::ReviewRequested { .. } => Kind::ReviewRequested,
+            Notice::ReviewSubmitted { .. } => Kind::ReviewSubmitted,
+            Notice::Mentioned { .. } => Kind::Mention,
+            Notice::Merged { .. } => Kind::Merged,
+        }
+    }
+}
+
+/// One notice to one Slack conversation (a user ID means a DM).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notification {
+    pub channel: String,
+    pub address: Address,
+    pub notice: Notice,
+}
+
+impl Notification {
+    pub fn kind(&self) -> Kind {
+        self.notice.kind()
+    }
+
+    /// The text a user will read (rule tests assert it).
+    #[cfg(test)]
+    pub fn text(&self) -> String {
+        crate::slack::render::render(&self.address, &self.notice).text
+    }
+}
+
+/// The outcome of the rules for one event.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Decision {
+    pub notifications: Vec<Notification>,
+    /// The PR's next state; `None` when unchanged.
+    pub state: Option<PrState>,
+    /// Why nothing (or less) was sent, for the delivery log line.
+    pub skipped: Vec<String>,
+}
+
+impl Decision {
+    pub fn skip(reason: impl Into<String>) -> Decision {
+        Decision {
+            skipped: vec![reason.into()],
+            ..Decision::default()
+        }
+    }
+}
+
+/// The first `lines` non-empty lines of `body`, cut at `max_chars`
+/// characters, with an ellipsis when anything was left out. Plain text: the
+/// renderer quotes and escapes it.
+pub fn excerpt(body: &str, lines: usize, max_chars: usize) -> Option<String> {
+    let mut picked: Vec<&str> = body
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.trim().is_empty())
+        .take(lines + 1)
+        .collect();
+    let mut truncated = picked.len() > lines;
+    picked.truncate(lines);
+    if picked.is_empty() {
+        return None;
+    }
+    let mut joined = picked.join("\n");
+    if joined.chars().count() > max_chars {
+        joined = joined.chars().take(max_chars).collect();
+        truncated = true;
+    }
+    if truncated {
+        joined.push('…');
+    }
+    Some(joined)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excerpt_takes_the_first_lines_and_marks_a_cut() {
+        assert_eq!(
+            excerpt("one\n\ntwo <b>\nthree\nfour", 3, 300).as_deref(),
+            Some("one\ntwo <b>\nthree…")
+        );
+        assert_eq!(excerpt("  \n", 3, 300), None);
+        assert_eq!(excerpt("abcdef", 3, 3).as_deref(), Some("abc…"));
+        assert_eq!(excerpt("short", 3, 300).as_deref(), Some("short"));
+    }
+
+    #[test]
+    fn notices_round_trip_as_tagged_json() {
+        let n = Notification {
+            channel: "C0GENERAL1".into(),
+            address: Address::User {
+                id: "U0ALICE01".into(),
+            },
+            notice: Notice::ReviewRequested {
+                pr: Pr {
+                    repo: "acme/app".into(),
+                    number: 42,
+                    title: "T".into(),
+                    author: "carol".into(),
+                    link: "https://github.com/acme/app/pull/42".into(),
+                    size: Some((1, 2)),
+                },
+                by: "carol".into(),
+                whom: Whom::You,
+                again: false,
+            },
+        };
+        let json = serde_json::to_value(&n).expect("serialises");
+        assert_eq!(json["notice"]["notice"], "review_requested");
+        assert_eq!(json["address"]["type"], "user");
+        let back: Notification = serde_json::from_value(json).expect("parses");
+        assert_eq!(back, n);
+    }
+}

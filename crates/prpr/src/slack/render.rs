@@ -1,0 +1,386 @@
+//! Notices to Slack messages: the one place that writes Slack's markup.
+//!
+//! Every piece of user text (titles, logins, comment excerpts, team names)
+//! goes through [`escape`] here and nowhere else: Slack treats `<…>` as links
+//! and mentions, so an unescaped PR title like `Fix <!channel>` would ping
+//! everyone. Rendering is pure — the same notice always gives the same
+//! message — so it happens when a message is sent, and a stored notice can be
+//! rendered again (a thread's root card, a digest) without the event.
+//!
+//! A message is Block Kit `blocks` plus the same content as the plain `text`
+//! fallback (push notifications, clients that cannot render blocks).
+
+use serde::{Deserialize, Serialize};
+
+use crate::notice::{Address, Notice, Pr, Verdict, Whom};
+
+use super::message::Message;
+
+/// What the outbox holds for one message, as JSON: a notice with its address,
+/// or, for rows queued by a prpr before notices were stored as data, the
+/// message it rendered then.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Stored {
+    Notice { address: Address, notice: Notice },
+    Rendered(Message),
+}
+
+impl Stored {
+    /// Parses an outbox row's payload.
+    pub fn parse(json: &str) -> Result<Stored, serde_json::Error> {
+        serde_json::from_str(json)
+    }
+
+    pub fn render(&self) -> Message {
+        match self {
+            Stored::Notice { address, notice } => render(address, notice),
+            Stored::Rendered(m) => m.clone(),
+        }
+    }
+}
+
+/// The message for `notice`, addressed as `address` says.
+pub fn render(address: &Address, notice: &Notice) -> Message {
+    let prefix = prefix(address);
+    let text = match notice {
+        Notice::ReviewRequested {
+            pr,
+            by,
+            whom,
+            again,
+        } => {
+            let (icon, what) = match (whom, again) {
+                (Whom::You, false) => (":eyes:", "requested your review".to_string()),
+                (Whom::You, true) => (":repeat:", "re-requested your review".to_string()),
+                (Whom::Team { org, slug }, _) => (
+                    ":eyes:",
+                    format!("requested a review from team {}", team_label(org, slug)),
+                ),
+            };
+            format!(
+                "{prefix}{icon} @{} {what} on {}\n{}",
+                escape(by),
+                pr_link(pr),
+                pr_summary(pr)
+            )
+        }
+        Notice::ReviewSubmitted {
+            pr,
+            reviewer,
+            verdict,
+            excerpt,
+        } => {
+            let (icon, verb) = match verdict {
+                Verdict::Approved => (":white_check_mark:", "approved"),
+                Verdict::ChangesRequested => (":warning:", "requested changes on"),
+                Verdict::Commented => (":speech_balloon:", "commented on"),
+            };
+            let text = format!(
+                "{prefix}{icon} @{} {verb} {}\n*{}*",
+                escape(reviewer),
+                pr_link(pr),
+                escape(&pr.title)
+            );
+            with_quote(text, excerpt.as_deref())
+        }
+        Notice::Mentioned {
+            pr,
+            by,
+            whom,
+            excerpt,
+        } => {
+            let whom = match whom {
+                Whom::You => "you".to_string(),
+                Whom::Team { org, slug } => format!("team {}", team_label(org, slug)),
+            };
+            let text = format!(
+                "{prefix}:wave: @{} mentioned {whom} on {}\n*{}*",
+                escape(by),
+                pr_link(pr),
+                escape(&pr.title)
+            );
+            with_quote(text, excerpt.as_deref())
+        }
+        Notice::Merged { pr, by } => format!(
+            "{prefix}:tada: {} merged by @{}\n{}",
+            pr_link(pr),
+            escape(by),
+            pr_summary(pr)
+        ),
+    };
+    Message::from_mrkdwn(text)
+}
+
+/// What starts a message in a shared channel so the right person is pinged.
+fn prefix(address: &Address) -> String {
+    match address {
+        Address::Nobody => String::new(),
+        Address::User { id } => format!("<@{}> ", strip_markup(id)),
+        Address::Group { id } => format!("<!subteam^{}> ", strip_markup(id)),
+        Address::Name { name } => format!("@{} ", escape(name)),
+    }
+}
+
+/// `<url|owner/repo#12>`.
+fn pr_link(pr: &Pr) -> String {
+    link(&pr.link, &format!("{}#{}", pr.repo, pr.number))
+}
+
+/// `*Title* · by @author · +10 −2` (the size only when known).
+fn pr_summary(pr: &Pr) -> String {
+    let mut s = format!("*{}* · by @{}", escape(&pr.title), escape(&pr.author));
+    if let Some((added, deleted)) = pr.size {
+        s.push_str(&format!(" · +{added} −{deleted}"));
+    }
+    s
+}
+
+/// `org/slug` as shown in messages.
+fn team_label(org: &str, slug: &str) -> String {
+    format!("*{}/{}*", escape(org), escape(slug))
+}
+
+fn with_quote(mut text: String, excerpt: Option<&str>) -> String {
+    if let Some(e) = excerpt {
+        text.push('\n');
+        text.push_str(&quote(e));
+    }
+    text
+}
+
+/// Escapes the three characters Slack gives meaning to in mrkdwn.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// IDs come from the config, which validates them; a hostile one still must
+/// not close the mention and open another.
+fn strip_markup(id: &str) -> String {
+    id.chars()
+        .filter(|c| !matches!(c, '<' | '>' | '|' | '&'))
+        .collect()
+}
+
+/// `<url|label>`: a link with an escaped label. GitHub URLs never contain `<`,
+/// `>` or `|`, but a hostile one must not break out of the link either.
+pub fn link(url: &str, label: &str) -> String {
+    let url: String = url
+        .chars()
+        .filter(|c| !matches!(c, '<' | '>' | '|'))
+        .collect();
+    format!("<{url}|{}>", escape(label))
+}
+
+/// Plain text as a mrkdwn quote: each line escaped and prefixed with `> `.
+pub fn quote(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("> {}", escape(l)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notice::{Notice, Pr};
+
+    fn pr(link: &str) -> Pr {
+        Pr {
+            repo: "acme/app".into(),
+            number: 42,
+            title: "Add <caching> & stuff".into(),
+            author: "carol".into(),
+            link: link.into(),
+            size: Some((120, 7)),
+        }
+    }
+
+    const PR_URL: &str = "https://github.com/acme/app/pull/42";
+
+    /// One line per rendered case: what users read, pinned. A change here is
+    /// a change every user sees.
+    #[test]
+    fn every_notice_kind_renders_as_pinned() {
+        let review_url = "https://github.com/acme/app/pull/42#pullrequestreview-1";
+        let comment_url = "https://github.com/acme/app/pull/42#issuecomment-7";
+        let team = Whom::Team {
+            org: "acme".into(),
+            slug: "backend".into(),
+        };
+        let cases: Vec<(Address, Notice)> = vec![
+            (
+                Address::Nobody,
+                Notice::ReviewRequested {
+                    pr: pr(PR_URL),
+                    by: "carol".into(),
+                    whom: Whom::You,
+                    again: false,
+                },
+            ),
+            (
+                Address::User {
+                    id: "U0BOB0001".into(),
+                },
+                Notice::ReviewRequested {
+                    pr: pr(PR_URL),
+                    by: "carol".into(),
+                    whom: Whom::You,
+                    again: true,
+                },
+            ),
+            (
+                Address::Group {
+                    id: "S0BACKEND1".into(),
+                },
+                Notice::ReviewRequested {
+                    pr: pr(PR_URL),
+                    by: "carol".into(),
+                    whom: team.clone(),
+                    again: false,
+                },
+            ),
+            (
+                Address::Name {
+                    name: "dave<x>".into(),
+                },
+                Notice::ReviewSubmitted {
+                    pr: pr(review_url),
+                    reviewer: "alice".into(),
+                    verdict: Verdict::ChangesRequested,
+                    excerpt: Some("Please rename <Foo>\nand add a test…".into()),
+                },
+            ),
+            (
+                Address::Nobody,
+                Notice::ReviewSubmitted {
+                    pr: Pr {
+                        size: None,
+                        ..pr(review_url)
+                    },
+                    reviewer: "alice".into(),
+                    verdict: Verdict::Approved,
+                    excerpt: None,
+                },
+            ),
+            (
+                Address::Nobody,
+                Notice::Mentioned {
+                    pr: pr(comment_url),
+                    by: "bob".into(),
+                    whom: Whom::You,
+                    excerpt: Some("cc @alice <!here>".into()),
+                },
+            ),
+            (
+                Address::Group {
+                    id: "S0BACKEND1".into(),
+                },
+                Notice::Mentioned {
+                    pr: pr(comment_url),
+                    by: "bob".into(),
+                    whom: team,
+                    excerpt: None,
+                },
+            ),
+            (
+                Address::Nobody,
+                Notice::Merged {
+                    pr: pr(PR_URL),
+                    by: "alice".into(),
+                },
+            ),
+        ];
+        let rendered: Vec<String> = cases.iter().map(|(a, n)| render(a, n).text).collect();
+        let expected = [
+            ":eyes: @carol requested your review on <https://github.com/acme/app/pull/42|acme/app#42>\n*Add &lt;caching&gt; &amp; stuff* · by @carol · +120 −7",
+            "<@U0BOB0001> :repeat: @carol re-requested your review on <https://github.com/acme/app/pull/42|acme/app#42>\n*Add &lt;caching&gt; &amp; stuff* · by @carol · +120 −7",
+            "<!subteam^S0BACKEND1> :eyes: @carol requested a review from team *acme/backend* on <https://github.com/acme/app/pull/42|acme/app#42>\n*Add &lt;caching&gt; &amp; stuff* · by @carol · +120 −7",
+            "@dave&lt;x&gt; :warning: @alice requested changes on <https://github.com/acme/app/pull/42#pullrequestreview-1|acme/app#42>\n*Add &lt;caching&gt; &amp; stuff*\n> Please rename &lt;Foo&gt;\n> and add a test…",
+            ":white_check_mark: @alice approved <https://github.com/acme/app/pull/42#pullrequestreview-1|acme/app#42>\n*Add &lt;caching&gt; &amp; stuff*",
+            ":wave: @bob mentioned you on <https://github.com/acme/app/pull/42#issuecomment-7|acme/app#42>\n*Add &lt;caching&gt; &amp; stuff*\n> cc @alice &lt;!here&gt;",
+            "<!subteam^S0BACKEND1> :wave: @bob mentioned team *acme/backend* on <https://github.com/acme/app/pull/42#issuecomment-7|acme/app#42>\n*Add &lt;caching&gt; &amp; stuff*",
+            ":tada: <https://github.com/acme/app/pull/42|acme/app#42> merged by @alice\n*Add &lt;caching&gt; &amp; stuff* · by @carol · +120 −7",
+        ];
+        for (got, want) in rendered.iter().zip(expected) {
+            assert_eq!(got, want);
+        }
+        assert_eq!(rendered.len(), expected.len());
+    }
+
+    #[test]
+    fn blocks_carry_the_same_text_as_the_fallback() {
+        let m = render(
+            &Address::Nobody,
+            &Notice::Merged {
+                pr: pr(PR_URL),
+                by: "alice".into(),
+            },
+        );
+        assert_eq!(
+            m.blocks,
+            serde_json::json!([{"type": "section", "text": {"type": "mrkdwn", "text": m.text}}])
+        );
+    }
+
+    #[test]
+    fn stored_payloads_of_both_generations_render() {
+        let notice = Notice::Merged {
+            pr: pr(PR_URL),
+            by: "alice".into(),
+        };
+        let json = serde_json::json!({"address": {"type": "nobody"}, "notice": notice}).to_string();
+        let stored = Stored::parse(&json).expect("a notice");
+        assert_eq!(stored.render(), render(&Address::Nobody, &notice));
+        let legacy = r#"{"text":"hi","blocks":[]}"#;
+        assert_eq!(
+            Stored::parse(legacy)
+                .expect("a rendered message")
+                .render()
+                .text,
+            "hi"
+        );
+        assert!(Stored::parse(r#"{"x":1}"#).is_err());
+    }
+
+    #[test]
+    fn escapes_the_three_control_characters_only() {
+        assert_eq!(
+            escape("a & b <!channel> *x*"),
+            "a &amp; b &lt;!channel&gt; *x*"
+        );
+        assert_eq!(escape("日本 @here"), "日本 @here");
+    }
+
+    #[test]
+    fn link_escapes_label_and_defuses_url() {
+        assert_eq!(
+            link("https://x/1", "Fix <b> & c"),
+            "<https://x/1|Fix &lt;b&gt; &amp; c>"
+        );
+        assert_eq!(link("https://x/<|1>", "t"), "<https://x/1|t>");
+    }
+
+    #[test]
+    fn hostile_ids_cannot_open_another_mention() {
+        let m = render(
+            &Address::User {
+                id: "U1> <!channel".into(),
+            },
+            &Notice::Merged {
+                pr: pr(PR_URL),
+                by: "a".into(),
+            },
+        );
+        assert!(m.text.starts_with("<@U1 !channel> "), "{}", m.text);
+    }
+}
