@@ -5,9 +5,27 @@
 //! `ResourceInitializationError` for secrets/logs) and the service retries
 //! forever.
 
-use super::{Sink, key_pos, list};
+use super::{Rule, Sink, key_pos, list};
 use crate::model::Model;
 use crate::model::network::{self, Registry};
+
+super::declare_rules! {
+    FD101 = (
+        "no-image-pull-path",
+        Error,
+        "Fargate service subnets have no route for pulling the image (no public IP + IGW, no NAT, missing VPC endpoints)"
+    );
+    FD102 = (
+        "public-ip-without-igw",
+        Error,
+        "AssignPublicIp is ENABLED but the subnet has no route to an internet gateway"
+    );
+    FD103 = (
+        "missing-execution-role",
+        Error,
+        "ECR image, awslogs or Secrets used without ExecutionRoleArn"
+    );
+}
 
 pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
     let endpoints = network::endpoints(m);
@@ -46,13 +64,13 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
             .unwrap_or_default();
 
         // (code, subnet, message-with-{subnets}, help): merged across subnets below.
-        let mut found: Vec<(&'static str, String, String, String)> = Vec::new();
+        let mut found: Vec<(&'static Rule, String, String, String)> = Vec::new();
         for s in &subnets.known {
             let e = network::egress(m, s.id);
             // FD102: a public IP is only useful with an IGW route.
             if public && !e.igw && e.unknown.is_empty() {
                 found.push((
-                    "FD102",
+                    &FD102,
                     s.id.to_string(),
                     format!("service {id} sets AssignPublicIp ENABLED but {{subnets}} no 0.0.0.0/0 route to an internet gateway, so the public IP reaches nothing"),
                     "route 0.0.0.0/0 from the subnets' route table to an internet gateway, or use AssignPublicIp: DISABLED with a NAT gateway route or VPC endpoints".into(),
@@ -63,7 +81,7 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
             }
             if !e.unknown.is_empty() {
                 out.note(
-                    "FD101",
+                    &FD101,
                     &svc.res,
                     subnets_pos,
                     format!(
@@ -112,7 +130,7 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
             };
             if !internet.is_empty() {
                 found.push((
-                    "FD101",
+                    &FD101,
                     s.id.to_string(),
                     format!(
                         "service {id} cannot pull its image (CannotPullContainerError): {{subnets}} {route_text}, and container {} pulls from outside AWS, which VPC endpoints cannot reach",
@@ -122,7 +140,7 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
                 ));
             } else if !missing.is_empty() {
                 found.push((
-                    "FD101",
+                    &FD101,
                     s.id.to_string(),
                     format!(
                         "service {id} cannot pull its image (CannotPullContainerError): {{subnets}} {route_text}, and VPC endpoints {} are missing",
@@ -135,7 +153,7 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
                 .find(|(_, r)| matches!(r, Registry::Unknown(_)))
             {
                 out.note(
-                    "FD101",
+                    &FD101,
                     &svc.res,
                     subnets_pos,
                     format!(
@@ -146,11 +164,11 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
                 );
             }
         }
-        let mut merged: Vec<(&'static str, Vec<String>, String, String)> = Vec::new();
+        let mut merged: Vec<(&'static Rule, Vec<String>, String, String)> = Vec::new();
         for (code, subnet, msg, help) in found {
             match merged
                 .iter_mut()
-                .find(|(c, _, m, _)| *c == code && *m == msg)
+                .find(|(c, _, m, _)| c.code == code.code && *m == msg)
             {
                 Some(entry) => entry.1.push(subnet),
                 None => merged.push((code, vec![subnet], msg, help)),
@@ -162,7 +180,7 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
             } else {
                 format!("subnets {} have", list(&subnets_hit))
             };
-            let pos = if code == "FD102" {
+            let pos = if std::ptr::eq(code, &FD102) {
                 key_pos(svc.awsvpc, "AssignPublicIp", svc.res.pos)
             } else {
                 subnets_pos
@@ -176,7 +194,7 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
                 format!("route 0.0.0.0/0 to a NAT gateway, or have VPC endpoints {needed_text}")
             };
             out.note(
-                "FD101",
+                &FD101,
                 &svc.res,
                 subnets_pos,
                 format!("service {id}: subnets come from {}; they must {must} so tasks can pull their image", list(&subnets.unknown)),
@@ -212,7 +230,7 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
             continue;
         }
         out.report(
-            "FD103",
+            &FD103,
             &td.res,
             td.res.pos,
             format!("task definition {} has no ExecutionRoleArn but {}; its tasks cannot start", td.res.id, list(&why)),

@@ -5,6 +5,34 @@ use super::{Severity, Sink, key_pos, list};
 use crate::model::{Model, network};
 use crate::resolve::{Res, describe};
 
+super::declare_rules! {
+    FD201 = (
+        "fargate-not-awsvpc",
+        Error,
+        "Fargate task definition does not use NetworkMode awsvpc"
+    );
+    FD202 = (
+        "host-port-mismatch",
+        Error,
+        "awsvpc port mapping with HostPort different from ContainerPort (or 0)"
+    );
+    FD203 = (
+        "target-type-not-ip",
+        Error,
+        "Target group of an awsvpc service does not have TargetType ip"
+    );
+    FD204 = (
+        "lb-container-port-unmapped",
+        Error,
+        "Service LoadBalancers names a container or port the task definition does not map"
+    );
+    FD205 = (
+        "task-sg-blocks-lb",
+        Error,
+        "The tasks' security groups do not admit the load balancer on the container port"
+    );
+}
+
 pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
     for td in m.task_defs() {
         let fargate = m.task_def_is_fargate(&td);
@@ -14,7 +42,7 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
                 None => "NetworkMode is not set (it defaults to bridge)".into(),
             };
             out.report(
-                "FD201",
+                &FD201,
                 &td.res,
                 td.res.pos_of("NetworkMode"),
                 format!("task definition {} runs on Fargate but {mode}; Fargate only supports awsvpc", td.res.id),
@@ -39,7 +67,7 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
                     format!("HostPort {host} to ContainerPort {cp}")
                 };
                 out.report(
-                    "FD202",
+                    &FD202,
                     &td.res,
                     node.pos,
                     format!("task definition {} container {name} maps {what}; with awsvpc the host port must equal the container port", td.res.id),
@@ -67,7 +95,7 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
                                     None => "no TargetType (it defaults to instance)".into(),
                                 };
                                 out.report(
-                                    "FD203",
+                                    &FD203,
                                     tg,
                                     tg.pos_of("TargetType"),
                                     format!(
@@ -80,7 +108,7 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
                         }
                     }
                     other => out.note(
-                        "FD203",
+                        &FD203,
                         &svc.res,
                         lb.node.pos,
                         format!(
@@ -96,7 +124,7 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
             if let Some(cname) = &lb.container_name {
                 match td.container(cname) {
                     None => out.report(
-                        "FD204",
+                        &FD204,
                         &svc.res,
                         key_pos(Some(lb.node), "ContainerName", lb.node.pos),
                         format!(
@@ -118,7 +146,7 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
                                     format!("which maps only {}", list(&ports.iter().map(|p| p.to_string()).collect::<Vec<_>>()))
                                 };
                                 out.report(
-                                    "FD204",
+                                    &FD204,
                                     &svc.res,
                                     key_pos(Some(lb.node), "ContainerPort", lb.node.pos),
                                     format!(
@@ -169,7 +197,7 @@ fn check_sg(
             Some(Ok(items)) => items,
             Some(Err(why)) => {
                 out.report_as(
-                    "FD205",
+                    &FD205,
                     Severity::Note,
                     &svc.res,
                     pos,
@@ -205,7 +233,7 @@ fn check_sg(
         }
         if !admitted && !known.is_empty() {
             out.report(
-                "FD205",
+                &FD205,
                 &svc.res,
                 pos,
                 format!(

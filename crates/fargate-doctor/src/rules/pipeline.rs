@@ -12,6 +12,29 @@ use crate::model::{Model, Resource};
 use crate::resolve::Res;
 use crate::template::Pos;
 
+super::declare_rules! {
+    FD601 = (
+        "ecs-deploy-input-not-built",
+        Error,
+        "ECS deploy action's input artifact does not come from a build action"
+    );
+    FD602 = (
+        "buildspec-no-imagedefinitions",
+        Error,
+        "The build's buildspec does not write or export the ECS action's FileName"
+    );
+    FD603 = (
+        "imagedefinitions-wrong-container",
+        Error,
+        "Container name written to imagedefinitions.json is not in the service's task definition"
+    );
+    FD604 = (
+        "github-v1-oauth-source",
+        Warning,
+        "GitHub version 1 source action with OAuthToken"
+    );
+}
+
 pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
     for p in m.of_type("AWS::CodePipeline::Pipeline") {
         let actions = pipeline::actions(m, p);
@@ -22,7 +45,7 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
             {
                 {
                     out.report(
-                        "FD604",
+                        &FD604,
                         p,
                         k.pos,
                         format!("pipeline {} action {} uses the GitHub version 1 source with an OAuthToken, which AWS no longer recommends", p.id, a.name),
@@ -45,7 +68,7 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
                 .unwrap_or(a.node.pos);
             let Some(input) = a.inputs.first() else {
                 out.report(
-                    "FD601",
+                    &FD601,
                     p,
                     a.node.pos,
                     format!("pipeline {} ECS deploy action {} has no input artifact; it needs one containing {file_name}", p.id, a.name),
@@ -55,7 +78,7 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
             };
             let Some(producer) = actions.iter().find(|b| b.outputs.contains(input)) else {
                 out.report(
-                    "FD601",
+                    &FD601,
                     p,
                     input_pos,
                     format!("pipeline {} ECS deploy action {} reads artifact {input}, which no action of the pipeline produces", p.id, a.name),
@@ -65,7 +88,7 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
             };
             if producer.category != "Build" {
                 out.report(
-                    "FD601",
+                    &FD601,
                     p,
                     input_pos,
                     format!(
@@ -107,7 +130,7 @@ fn check_build(
         } => (root, file, line_base, anchor),
         Buildspec::Unreadable { why, anchor } => {
             out.note(
-                "FD602",
+                &FD602,
                 project,
                 anchor,
                 format!("{why}; it must write {file_name} and list it under artifacts.files for ECS deploy action {}", a.name),
@@ -117,7 +140,7 @@ fn check_build(
         }
         Buildspec::Invalid { message, anchor } => {
             out.report(
-                "FD602",
+                &FD602,
                 project,
                 anchor,
                 format!("the buildspec of project {} is not valid YAML ({message}), so it cannot write {file_name}", project.id),
@@ -143,7 +166,7 @@ fn check_build(
     let facts = pipeline::facts(&root, file_name, &pipeline::project_env(m, project));
     if facts.writes.is_empty() {
         out.report_in(
-            "FD602",
+            &FD602,
             Severity::Error,
             project,
             file.clone(),
@@ -167,7 +190,7 @@ fn check_build(
             }
         });
         out.report_in(
-            "FD602",
+            &FD602,
             Severity::Error,
             project,
             file.clone(),
@@ -207,7 +230,7 @@ fn check_build(
         for name in &w.names {
             match name {
                 Ok(n) if !valid.contains(n) => out.report_in(
-                    "FD603",
+                    &FD603,
                     Severity::Error,
                     project,
                     file.clone(),
@@ -222,7 +245,7 @@ fn check_build(
                 ),
                 Ok(_) => {}
                 Err(expr) => out.report_in(
-                    "FD603",
+                    &FD603,
                     Severity::Note,
                     project,
                     file.clone(),
