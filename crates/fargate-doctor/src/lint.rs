@@ -7,8 +7,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::model::Model;
+use crate::resolve::{self, Scenario};
 use crate::rules::{self, Finding};
-use crate::template::{self, LoadError, Loaded};
+use crate::template::{self, LoadError, Loaded, Template};
 
 #[derive(Debug, Default)]
 pub struct Options {
@@ -78,14 +79,138 @@ pub fn lint_source(
     match template::load(path, source)? {
         Loaded::NotCloudFormation => Ok(None),
         Loaded::Template(t) => {
-            let m = Model::new(&t, opts.buildspec.as_ref());
-            let findings = rules::check(&m)
+            let findings = check_scenarios(&t, opts)
                 .into_iter()
                 .filter(|f| !opts.ignore.iter().any(|c| c.eq_ignore_ascii_case(f.code)))
                 .collect();
             Ok(Some((findings, t.source)))
         }
     }
+}
+
+/// Runs the rules once per consistent set of condition values and merges
+/// the results: a finding that holds in every scenario is reported as is;
+/// one that holds in only some names the conditions under which it does.
+fn check_scenarios(t: &Template, opts: &Options) -> Vec<Finding> {
+    let scenarios = resolve::scenarios(&t.root);
+    if scenarios.len() <= 1 {
+        let m = Model::in_scenario(
+            t,
+            opts.buildspec.as_ref(),
+            scenarios.into_iter().flatten().next(),
+        );
+        return rules::check(&m);
+    }
+    // (finding, indices of the scenarios it holds in), in first-seen order.
+    let mut seen: Vec<(Finding, Vec<usize>)> = Vec::new();
+    for (i, sc) in scenarios.iter().enumerate() {
+        let m = Model::in_scenario(t, opts.buildspec.as_ref(), sc.clone());
+        for f in rules::check(&m) {
+            match seen.iter_mut().find(|(g, _)| same(g, &f)) {
+                Some((_, idx)) => idx.push(i),
+                None => seen.push((f, vec![i])),
+            }
+        }
+    }
+    let all: Vec<&Scenario> = scenarios.iter().flatten().collect();
+    let mut out: Vec<Finding> = seen
+        .into_iter()
+        .map(|(mut f, idx)| {
+            if idx.len() < all.len() {
+                let when = describe_when(&all, &idx);
+                f.message.push_str(&format!(" (only when {when})"));
+                f.condition = Some(when);
+            }
+            f
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        (&a.file, a.line, a.column, a.code).cmp(&(&b.file, b.line, b.column, b.code))
+    });
+    out
+}
+
+fn same(a: &Finding, b: &Finding) -> bool {
+    a.code == b.code
+        && a.severity == b.severity
+        && a.file == b.file
+        && a.line == b.line
+        && a.column == b.column
+        && a.message == b.message
+}
+
+/// Names the condition values shared by the scenarios `idx` and not by all:
+/// "condition IsProd holds", "condition A holds and condition B does not".
+fn describe_when(all: &[&Scenario], idx: &[usize]) -> String {
+    let phrase = |name: &str, v: bool| {
+        if v {
+            format!("condition {name} holds")
+        } else {
+            format!("condition {name} does not hold")
+        }
+    };
+    let Some(first) = idx.first().and_then(|i| all.get(*i)) else {
+        return "some conditions hold".into();
+    };
+    // The fewest condition values that pick out exactly these scenarios.
+    let mut facts: Vec<(&String, bool)> = first
+        .iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .filter(|(k, v)| !all.iter().all(|s| s.get(*k) == Some(&Some(*v))))
+        .collect();
+    // "X holds" reads better than "Y does not hold" when both pick the same.
+    facts.sort_by_key(|(_, v)| !*v);
+    let picks = |chosen: &[&(&String, bool)]| -> bool {
+        (0..all.len()).all(|i| {
+            let hit = chosen
+                .iter()
+                .all(|(k, v)| all[i].get(*k) == Some(&Some(*v)));
+            hit == idx.contains(&i)
+        })
+    };
+    for a in &facts {
+        if picks(&[a]) {
+            return phrase(a.0, a.1);
+        }
+    }
+    for (i, a) in facts.iter().enumerate() {
+        for b in &facts[i + 1..] {
+            if picks(&[a, b]) {
+                return format!("{} and {}", phrase(a.0, a.1), phrase(b.0, b.1));
+            }
+        }
+    }
+    let mut parts = Vec::new();
+    for (name, v) in first.iter() {
+        let Some(v) = v else { continue };
+        let shared = idx
+            .iter()
+            .all(|i| all.get(*i).and_then(|s| s.get(name)) == Some(&Some(*v)));
+        let everywhere = all.iter().all(|s| s.get(name) == Some(&Some(*v)));
+        if shared && !everywhere {
+            parts.push(phrase(name, *v));
+        }
+    }
+    if !parts.is_empty() {
+        return rules::and_list(&parts);
+    }
+    // No single condition explains it: name each combination.
+    let varying: Vec<&String> = first
+        .keys()
+        .filter(|k| all.iter().any(|s| s.get(*k) != first.get(*k)))
+        .collect();
+    let combos: Vec<String> = idx
+        .iter()
+        .filter_map(|i| all.get(*i))
+        .map(|s| {
+            varying
+                .iter()
+                .filter_map(|k| s.get(*k).copied().flatten().map(|v| phrase(k, v)))
+                .collect::<Vec<_>>()
+                .join(" and ")
+        })
+        .collect();
+    combos.join(", or when ")
 }
 
 pub fn lint_files(files: &[PathBuf], opts: &Options) -> Report {

@@ -31,7 +31,16 @@ pub struct Resolver<'t> {
     params: HashMap<&'t str, &'t Node>,
     resources: HashMap<&'t str, &'t Node>,
     conditions: HashMap<&'t str, &'t Node>,
+    mappings: Option<&'t Node>,
+    /// The condition values of the scenario being checked (see
+    /// [`scenarios`]); `None` evaluates conditions with parameter defaults.
+    scenario: Option<Scenario>,
 }
+
+/// One consistent set of condition values: the same condition is the same
+/// boolean everywhere in one evaluation. `None` for a condition that stays
+/// unknown in this scenario.
+pub type Scenario = std::collections::BTreeMap<String, Option<bool>>;
 
 impl<'t> Resolver<'t> {
     pub fn new(root: &'t Node) -> Self {
@@ -51,7 +60,34 @@ impl<'t> Resolver<'t> {
             params: collect("Parameters"),
             resources: collect("Resources"),
             conditions: collect("Conditions"),
+            mappings: root.get("Mappings"),
+            scenario: None,
         }
+    }
+
+    /// A resolver that takes condition values from `scenario`.
+    pub fn with_scenario(root: &'t Node, scenario: Option<Scenario>) -> Self {
+        Resolver {
+            scenario,
+            ..Resolver::new(root)
+        }
+    }
+
+    /// Whether a parameter of this name exists and has no `Default`.
+    pub fn param_without_default(&self, name: &str) -> bool {
+        self.params
+            .get(name)
+            .is_some_and(|p| p.get("Default").is_none())
+    }
+
+    /// `Some((name, default))` when `n` is `Ref` to a parameter.
+    pub fn param_ref(&self, n: &'t Node) -> Option<(&'t str, Option<String>)> {
+        let ("Ref", arg) = n.intrinsic()? else {
+            return None;
+        };
+        let name = arg.as_str()?;
+        let (k, p) = self.params.get_key_value(name)?;
+        Some((k, p.get("Default").and_then(|d| d.scalar())))
     }
 
     pub fn is_resource(&self, id: &str) -> bool {
@@ -136,6 +172,26 @@ impl<'t> Resolver<'t> {
                 Some(s) => Res::Text(s),
                 None => Res::Unknown(format!("{f} with values only known at deploy time")),
             },
+            "Fn::FindInMap" => {
+                let items = arg.items();
+                let keys: Option<Vec<String>> =
+                    items.iter().take(3).map(|i| self.string(i)).collect();
+                match keys {
+                    Some(k) if k.len() == 3 => match self
+                        .mappings
+                        .and_then(|m| m.get(&k[0]))
+                        .and_then(|m| m.get(&k[1]))
+                        .and_then(|m| m.get(&k[2]))
+                    {
+                        Some(v) => self.resolve_depth(v, depth + 1),
+                        None => Res::Unknown(format!(
+                            "Fn::FindInMap {}.{}.{} (not in Mappings)",
+                            k[0], k[1], k[2]
+                        )),
+                    },
+                    _ => Res::Unknown("Fn::FindInMap with keys only known at deploy time".into()),
+                }
+            }
             "Fn::ImportValue" => Res::Unknown(match self.string(arg) {
                 Some(s) => format!("Fn::ImportValue {s}"),
                 None => "Fn::ImportValue".into(),
@@ -200,12 +256,24 @@ impl<'t> Resolver<'t> {
     /// A best-effort rendering of a string with `*` for parts only known at
     /// deploy time (used to recognise shapes such as ECR image URIs).
     pub fn shape(&self, n: &'t Node) -> String {
-        self.shape_depth(n, 0)
+        self.shape_depth(n, 0, false)
     }
 
-    fn shape_depth(&self, n: &'t Node, depth: usize) -> String {
+    /// Like [`Resolver::shape`], but a part only known at deploy time is
+    /// written `«parameter Name»` (see [`symbol`]) instead of `*`, so that
+    /// text such as an inline buildspec can be compared with other values
+    /// that come from the same parameter, and messages never show a bare `*`.
+    pub fn render(&self, n: &'t Node) -> String {
+        self.shape_depth(n, 0, true)
+    }
+
+    fn unknown(&self, sym: bool, what: impl FnOnce() -> String) -> String {
+        if sym { symbol(&what()) } else { "*".into() }
+    }
+
+    fn shape_depth(&self, n: &'t Node, depth: usize, sym: bool) -> String {
         if depth > 16 {
-            return "*".into();
+            return self.unknown(sym, || "a deeply nested expression".into());
         }
         match n.intrinsic() {
             Some(("Fn::Sub", arg)) => {
@@ -222,8 +290,8 @@ impl<'t> Resolver<'t> {
                     .map(|p| match p {
                         Part::Lit(l) => l,
                         Part::Var(v) => match vars.and_then(|m| m.get(&v)) {
-                            Some(node) => self.shape_depth(node, depth + 1),
-                            None => self.var_shape(&v),
+                            Some(node) => self.shape_depth(node, depth + 1, sym),
+                            None => self.var_shape(&v, sym),
                         },
                     })
                     .collect()
@@ -235,58 +303,74 @@ impl<'t> Resolver<'t> {
                     Some(Res::Lit(list)) => list
                         .items()
                         .iter()
-                        .map(|i| self.shape_depth(i, depth + 1))
+                        .map(|i| self.shape_depth(i, depth + 1, sym))
                         .collect::<Vec<_>>()
                         .join(sep),
-                    _ => "*".into(),
+                    Some(other) => self.unknown(sym, || describe(&other)),
+                    None => self.unknown(sym, || "Fn::Join".into()),
                 }
             }
+            Some(("Ref", arg)) if arg.as_str() == Some("AWS::URLSuffix") => "amazonaws.com".into(),
             Some(("Fn::GetAtt", _)) | Some(("Ref", _)) => match self.resolve(n) {
-                Res::Lit(l) => l.scalar().unwrap_or_else(|| "*".into()),
+                Res::Lit(l) => l
+                    .scalar()
+                    .unwrap_or_else(|| self.unknown(sym, || "a non-scalar value".into())),
                 Res::Text(t) => t,
-                Res::Resource { id, attr } => self.resource_shape(id, attr),
-                _ => "*".into(),
+                Res::Resource { id, attr } => self.resource_shape(id, attr, sym),
+                other => self.unknown(sym, || describe(&other)),
             },
             Some(_) => match self.resolve_depth(n, depth + 1) {
-                Res::Lit(l) if l.intrinsic().is_none() => l.scalar().unwrap_or_else(|| "*".into()),
-                Res::Lit(l) => self.shape_depth(l, depth + 1),
+                Res::Lit(l) if l.intrinsic().is_none() => l
+                    .scalar()
+                    .unwrap_or_else(|| self.unknown(sym, || "a non-scalar value".into())),
+                Res::Lit(l) => self.shape_depth(l, depth + 1, sym),
                 Res::Text(t) => t,
-                _ => "*".into(),
+                other => self.unknown(sym, || describe(&other)),
             },
-            None => n.scalar().unwrap_or_else(|| "*".into()),
+            None => n
+                .scalar()
+                .unwrap_or_else(|| self.unknown(sym, || "a non-scalar value".into())),
         }
     }
 
-    fn var_shape(&self, v: &str) -> String {
+    fn var_shape(&self, v: &str, sym: bool) -> String {
+        if v == "AWS::URLSuffix" {
+            return "amazonaws.com".into();
+        }
         if let Some((res, attr)) = v.split_once('.')
             && self.resources.contains_key(res)
         {
-            return self.resource_shape(res, Some(attr));
+            return self.resource_shape(res, Some(attr), sym);
         }
         if let Some(p) = self.params.get(v) {
             return p
                 .get("Default")
                 .and_then(|d| d.scalar())
-                .unwrap_or_else(|| "*".into());
+                .unwrap_or_else(|| self.unknown(sym, || format!("parameter {v}")));
         }
         if self.resources.contains_key(v) {
-            return self.resource_shape(v, None);
+            return self.resource_shape(v, None, sym);
         }
-        "*".into()
+        self.unknown(sym, || v.to_string())
     }
 
-    fn resource_shape(&self, id: &str, attr: Option<&str>) -> String {
+    fn resource_shape(&self, id: &str, attr: Option<&str>, sym: bool) -> String {
         let ty = self
             .resources
             .get(id)
             .and_then(|r| r.get("Type"))
             .and_then(|t| t.as_str())
             .unwrap_or("");
+        let what = || match attr {
+            Some(a) => format!("{id}.{a}"),
+            None => id.to_string(),
+        };
         match (ty, attr) {
-            ("AWS::ECR::Repository", Some("RepositoryUri")) => "*.dkr.ecr.*.amazonaws.com/*".into(),
+            ("AWS::ECR::Repository", Some("RepositoryUri")) => {
+                format!("*.dkr.ecr.*.amazonaws.com/{}", self.unknown(sym, what))
+            }
             ("AWS::SecretsManager::Secret", None) => "arn:aws:secretsmanager:*".into(),
-            ("AWS::SSM::Parameter", None) => "*".into(),
-            _ => "*".into(),
+            _ => self.unknown(sym, what),
         }
     }
 
@@ -299,6 +383,9 @@ impl<'t> Resolver<'t> {
     fn condition_depth(&self, name: &str, depth: usize) -> Option<bool> {
         if depth > 16 {
             return None;
+        }
+        if let Some(sc) = &self.scenario {
+            return sc.get(name).copied().flatten();
         }
         let node = self.conditions.get(name)?;
         self.eval(node, depth + 1)
@@ -327,10 +414,225 @@ impl<'t> Resolver<'t> {
         }
     }
 
+    /// Whether the resolver follows a scenario (see [`scenarios`]).
+    pub fn has_scenario(&self) -> bool {
+        self.scenario.is_some()
+    }
+
+    /// A condition under given parameter values and free condition values.
+    fn eval_with(&self, n: &'t Node, a: &Assignment<'_>, depth: usize) -> Option<bool> {
+        if depth > 16 {
+            return None;
+        }
+        let (f, arg) = n.intrinsic()?;
+        let items = arg.items();
+        let side = |x: &'t Node| -> Option<String> {
+            if let Some(("Ref", r)) = x.intrinsic()
+                && let Some(v) = r.as_str().and_then(|name| a.params.get(name))
+            {
+                return Some(v.to_string());
+            }
+            self.string(x)
+        };
+        match f {
+            "Fn::Equals" => Some(side(items.first()?)? == side(items.get(1)?)?),
+            "Fn::Not" => self.eval_with(items.first()?, a, depth + 1).map(|b| !b),
+            "Fn::And" | "Fn::Or" => {
+                let vals: Option<Vec<bool>> = items
+                    .iter()
+                    .map(|i| self.eval_with(i, a, depth + 1))
+                    .collect();
+                vals.map(|v| {
+                    if f == "Fn::And" {
+                        v.iter().all(|b| *b)
+                    } else {
+                        v.iter().any(|b| *b)
+                    }
+                })
+            }
+            "Condition" => self.cond_with(arg.as_str()?, a, depth + 1),
+            _ => None,
+        }
+    }
+
+    fn cond_with(&self, name: &str, a: &Assignment<'_>, depth: usize) -> Option<bool> {
+        if let Some(v) = a.atoms.get(name) {
+            return Some(*v);
+        }
+        self.eval_with(self.conditions.get(name)?, a, depth)
+    }
+
     /// The text of `Fn::Sub`/`Fn::Join` when every part is known.
     fn text(&self, n: &'t Node, depth: usize) -> Option<String> {
-        let s = self.shape_depth(n, depth);
+        let s = self.shape_depth(n, depth, false);
         if s.contains('*') { None } else { Some(s) }
+    }
+}
+
+/// Parameter values and free condition values for one evaluation.
+struct Assignment<'a> {
+    params: HashMap<&'a str, String>,
+    atoms: HashMap<&'a str, bool>,
+}
+
+/// At most this many scenarios are checked; beyond it, conditions are
+/// evaluated with parameter defaults as one scenario.
+const MAX_SCENARIOS: usize = 64;
+
+/// A parameter value that differs from every value the template names.
+const OTHER: &str = "\u{0}other";
+
+/// The distinct consistent condition valuations of a template.
+///
+/// Each parameter a condition reads takes each of its `AllowedValues`, or
+/// else its default, every literal it is compared with and one other value;
+/// a condition that stays unknown (it reads `AWS::Region`, an import, ...)
+/// is a free boolean. `[None]` means "no conditions" (or too many
+/// combinations): evaluate with defaults.
+pub fn scenarios(root: &Node) -> Vec<Option<Scenario>> {
+    let r = Resolver::new(root);
+    if r.conditions.is_empty() {
+        return vec![None];
+    }
+    let mut names: Vec<&str> = r.conditions.keys().copied().collect();
+    names.sort_unstable();
+    // Parameters read by conditions, with the literals each is compared with.
+    let mut params: Vec<(&str, Vec<String>)> = Vec::new();
+    for name in &names {
+        if let Some(node) = r.conditions.get(name) {
+            walk_refs(node, &mut |n| {
+                let Some(("Fn::Equals", args)) = n.intrinsic() else {
+                    return;
+                };
+                let items = args.items();
+                for (a, b) in [(items.first(), items.get(1)), (items.get(1), items.first())] {
+                    let Some(("Ref", p)) = a.and_then(|a| a.intrinsic()) else {
+                        continue;
+                    };
+                    let Some(p) = p.as_str().filter(|p| r.params.contains_key(p)) else {
+                        continue;
+                    };
+                    let lit = b.and_then(|b| r.string(b));
+                    match params.iter_mut().find(|(x, _)| *x == p) {
+                        Some((_, l)) => l.extend(lit),
+                        None => params.push((p, lit.into_iter().collect())),
+                    }
+                }
+            });
+        }
+    }
+    // Conditions the resources use; scenarios differing only in others are one.
+    let mut used: Vec<String> = Vec::new();
+    if let Some(res) = root.get("Resources") {
+        walk_refs(res, &mut |n| {
+            if let Some(("Fn::If", a)) = n.intrinsic()
+                && let Some(c) = a.items().first().and_then(|c| c.as_str())
+            {
+                used.push(c.to_string());
+            }
+        });
+        for (_, v) in res.entries() {
+            if let Some(c) = v.get("Condition").and_then(|c| c.as_str()) {
+                used.push(c.to_string());
+            }
+        }
+    }
+    if used.is_empty() {
+        return vec![None];
+    }
+    for (p, cands) in &mut params {
+        let node = r.params.get(p).copied();
+        let allowed: Vec<String> = node
+            .and_then(|n| n.get("AllowedValues"))
+            .map(|l| l.items().iter().filter_map(|i| i.scalar()).collect())
+            .unwrap_or_default();
+        if allowed.is_empty() {
+            cands.extend(node.and_then(|n| n.get("Default")).and_then(|d| d.scalar()));
+            cands.push(OTHER.to_string());
+        } else {
+            *cands = allowed;
+        }
+        cands.sort();
+        cands.dedup();
+    }
+    let combos = |lens: &[usize]| -> Option<Vec<Vec<usize>>> {
+        let total = lens.iter().try_fold(1usize, |acc, l| acc.checked_mul(*l))?;
+        if total > 4096 {
+            return None;
+        }
+        let mut out = vec![Vec::new()];
+        for l in lens {
+            out = out
+                .into_iter()
+                .flat_map(|prefix| {
+                    (0..*l).map(move |i| {
+                        let mut v = prefix.clone();
+                        v.push(i);
+                        v
+                    })
+                })
+                .collect();
+        }
+        Some(out)
+    };
+    let lens: Vec<usize> = params.iter().map(|(_, c)| c.len()).collect();
+    let Some(param_combos) = combos(&lens) else {
+        return vec![None];
+    };
+    let assign = |combo: &[usize], atoms: HashMap<&'static str, bool>| Assignment {
+        params: params
+            .iter()
+            .zip(combo)
+            .map(|((p, c), i)| (*p, c[*i].clone()))
+            .collect(),
+        atoms: atoms.into_iter().collect(),
+    };
+    // Conditions unknown under some parameter values are free booleans.
+    let mut atoms: Vec<&str> = Vec::new();
+    for combo in &param_combos {
+        let a = assign(combo, HashMap::new());
+        for name in &names {
+            if r.cond_with(name, &a, 0).is_none() && !atoms.contains(name) {
+                atoms.push(name);
+            }
+        }
+    }
+    if atoms.len() > 6 {
+        return vec![None];
+    }
+    let mut out: Vec<Scenario> = Vec::new();
+    let atom_count = atoms.len();
+    for combo in &param_combos {
+        for bits in 0..(1u32 << atom_count) {
+            let mut a = assign(combo, HashMap::new());
+            for (i, name) in atoms.iter().take(atom_count).enumerate() {
+                a.atoms.insert(name, bits & (1 << i) != 0);
+            }
+            // Conditions the resources do not use are left out, so that
+            // messages only name conditions that matter.
+            let sc: Scenario = names
+                .iter()
+                .filter(|n| used.iter().any(|u| u == *n))
+                .map(|n| (n.to_string(), r.cond_with(n, &a, 0)))
+                .collect();
+            if !out.contains(&sc) {
+                out.push(sc);
+                if out.len() > MAX_SCENARIOS {
+                    return vec![None];
+                }
+            }
+        }
+    }
+    out.into_iter().map(Some).collect()
+}
+
+fn walk_refs<'t>(n: &'t Node, f: &mut impl FnMut(&'t Node)) {
+    f(n);
+    match &n.value {
+        Value::Seq(items) => items.iter().for_each(|i| walk_refs(i, f)),
+        Value::Map(entries) => entries.iter().for_each(|(_, v)| walk_refs(v, f)),
+        Value::Intrinsic(_, arg) => walk_refs(arg, f),
+        _ => {}
     }
 }
 
@@ -340,6 +642,16 @@ fn split_list(s: &str) -> Vec<Res<'static>> {
         .filter(|p| !p.is_empty())
         .map(|p| Res::Text(p.to_string()))
         .collect()
+}
+
+/// Marks a part of rendered text that is only known at deploy time.
+pub fn symbol(what: &str) -> String {
+    format!("«{what}»")
+}
+
+/// The description inside a [`symbol`], if `s` is exactly one.
+pub fn as_symbol(s: &str) -> Option<&str> {
+    s.strip_prefix('«')?.strip_suffix('»')
 }
 
 /// Describes where a value comes from, for messages ("parameter Subnets").

@@ -7,7 +7,7 @@
 pub mod network;
 pub mod pipeline;
 
-use crate::resolve::{Res, Resolver};
+use crate::resolve::{Res, Resolver, Scenario};
 use crate::template::{Node, Pos, Template, Value};
 
 static EMPTY: Node = Node {
@@ -65,7 +65,20 @@ pub struct Model<'t> {
 }
 
 impl<'t> Model<'t> {
+    /// The model with conditions evaluated from parameter defaults.
     pub fn new(template: &'t Template, buildspec: Option<&'t (String, String)>) -> Self {
+        Model::in_scenario(template, buildspec, None)
+    }
+
+    /// The model of `template` in one condition `scenario` (`None`: with
+    /// parameter defaults). Resources whose `Condition` is false in the
+    /// scenario do not exist in it.
+    pub fn in_scenario(
+        template: &'t Template,
+        buildspec: Option<&'t (String, String)>,
+        scenario: Option<Scenario>,
+    ) -> Self {
+        let resolver = Resolver::with_scenario(&template.root, scenario);
         let resources = template
             .root
             .get("Resources")
@@ -80,12 +93,18 @@ impl<'t> Model<'t> {
                         props: v.get("Properties").unwrap_or(&EMPTY),
                         condition: v.get("Condition").and_then(|c| c.as_str()),
                     })
+                    .filter(|res: &Resource<'t>| {
+                        !resolver.has_scenario()
+                            || res
+                                .condition
+                                .is_none_or(|c| resolver.condition(c) != Some(false))
+                    })
                     .collect()
             })
             .unwrap_or_default();
         Model {
             template,
-            r: Resolver::new(&template.root),
+            r: resolver,
             resources,
             buildspec,
         }
@@ -153,7 +172,11 @@ pub struct EnvVar<'t> {
 #[derive(Debug, Clone)]
 pub struct Container<'t> {
     pub node: &'t Node,
+    /// The name as far as the template fixes it (a parameter's default counts).
     pub name: Option<String>,
+    /// How the name is written when it is not a literal: the parameter a
+    /// `Ref` names, or a description of an unknown value.
+    pub name_from: Option<NameFrom>,
     pub image: Option<&'t Node>,
     pub ports: Vec<PortMapping<'t>>,
     pub memory: Option<(i64, &'t Node)>,
@@ -163,6 +186,56 @@ pub struct Container<'t> {
     pub secrets: Vec<&'t Node>,
     pub repository_credentials: bool,
     pub env: Vec<EnvVar<'t>>,
+}
+
+/// Where a name that is not written literally comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameFrom {
+    /// `Ref` to a parameter, with its default if it has one.
+    Param {
+        name: String,
+        default: Option<String>,
+    },
+    /// Anything else only known at deploy time.
+    Unknown(String),
+}
+
+impl NameFrom {
+    pub fn of<'t>(r: &Resolver<'t>, n: &'t Node) -> Option<NameFrom> {
+        if let Some((name, default)) = r.param_ref(n) {
+            return Some(NameFrom::Param {
+                name: name.to_string(),
+                default,
+            });
+        }
+        match r.resolve(n) {
+            Res::Lit(_) | Res::Text(_) => None,
+            other => Some(NameFrom::Unknown(crate::resolve::describe(&other))),
+        }
+    }
+
+    /// "parameter AppName (default app)" / "parameter AppName".
+    pub fn describe(&self) -> String {
+        match self {
+            NameFrom::Param {
+                name,
+                default: Some(d),
+            } => format!("parameter {name} (default {d})"),
+            NameFrom::Param {
+                name,
+                default: None,
+            } => format!("parameter {name}"),
+            NameFrom::Unknown(why) => why.clone(),
+        }
+    }
+
+    /// The parameter name for `Param`.
+    pub fn param(&self) -> Option<&str> {
+        match self {
+            NameFrom::Param { name, .. } => Some(name),
+            NameFrom::Unknown(_) => None,
+        }
+    }
 }
 
 /// An `AWS::ECS::TaskDefinition`.
@@ -212,6 +285,14 @@ impl<'t> TaskDef<'t> {
         self.containers
             .iter()
             .find(|c| c.name.as_deref() == Some(name))
+    }
+
+    /// Containers whose name the template does not fix (no default).
+    pub fn unnamed(&self) -> Vec<&Container<'t>> {
+        self.containers
+            .iter()
+            .filter(|c| c.name.is_none())
+            .collect()
     }
 
     pub fn container_names(&self) -> Vec<String> {
@@ -264,6 +345,7 @@ impl<'t> Container<'t> {
         Container {
             node: c,
             name: c.get("Name").and_then(|n| r.string(n)),
+            name_from: c.get("Name").and_then(|n| NameFrom::of(r, n)),
             image: c.get("Image"),
             ports,
             memory: int_prop("Memory"),
@@ -284,6 +366,7 @@ impl<'t> Container<'t> {
 pub struct ServiceLb<'t> {
     pub node: &'t Node,
     pub container_name: Option<String>,
+    pub container_name_from: Option<NameFrom>,
     pub container_port: Option<i64>,
     pub target_group: Option<&'t Node>,
 }
@@ -342,6 +425,9 @@ impl<'t> Service<'t> {
                     .map(|lb| ServiceLb {
                         node: lb,
                         container_name: lb.get("ContainerName").and_then(|n| r.string(n)),
+                        container_name_from: lb
+                            .get("ContainerName")
+                            .and_then(|n| NameFrom::of(r, n)),
                         container_port: lb.get("ContainerPort").and_then(|n| r.int(n)),
                         target_group: lb.get("TargetGroupArn"),
                     })

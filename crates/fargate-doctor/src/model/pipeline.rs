@@ -98,7 +98,7 @@ pub fn buildspec(m: &Model<'_>, project: &Resource<'_>) -> Buildspec {
     let anchor = spec_entry.map(|(k, _)| k.pos).unwrap_or(project.pos);
     let file_ref = match spec_entry {
         Some((key, node)) => {
-            let text = m.r.shape(node);
+            let text = m.r.render(node);
             if text.contains('\n') || text.trim_start().starts_with("version") {
                 let line_base =
                     block_line_base(&m.template.source, key.pos).unwrap_or(node.pos.line);
@@ -340,7 +340,7 @@ pub fn project_env(m: &Model<'_>, project: &Resource<'_>) -> HashMap<String, Str
         }
         if let (Some(k), Some(val)) = (
             v.get("Name").and_then(|n| m.r.string(n)),
-            v.get("Value").and_then(|n| m.r.string(n)),
+            v.get("Value").map(|n| m.r.render(n)),
         ) {
             env.insert(k, val);
         }

@@ -5,7 +5,7 @@
 //! `ResourceInitializationError` for secrets/logs) and the service retries
 //! forever.
 
-use super::{Rule, Sink, key_pos, list};
+use super::{Rule, Severity, Sink, key_pos, list};
 use crate::model::Model;
 use crate::model::network::{self, Registry};
 
@@ -64,13 +64,23 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
             .unwrap_or_default();
 
         // (code, subnet, message-with-{subnets}, help): merged across subnets below.
-        let mut found: Vec<(&'static Rule, String, String, String)> = Vec::new();
+        let mut found: Vec<(&'static Rule, Severity, String, String, String)> = Vec::new();
         for s in &subnets.known {
             let e = network::egress(m, s.id);
-            // FD102: a public IP is only useful with an IGW route.
-            if public && !e.igw && e.unknown.is_empty() {
+            // FD102: a public IP is only useful with an IGW route. With a NAT
+            // route the deploy works and the address is merely wasted.
+            if public && !e.igw && e.unknown.is_empty() && e.nat {
                 found.push((
                     &FD102,
+                    Severity::Warning,
+                    s.id.to_string(),
+                    format!("service {id} sets AssignPublicIp ENABLED but {{subnets}} no 0.0.0.0/0 route to an internet gateway; tasks pull their image through the NAT gateway, so the public IP is wasted"),
+                    "use AssignPublicIp: DISABLED in subnets that route to a NAT gateway (or move the service to public subnets and drop the NAT)".into(),
+                ));
+            } else if public && !e.igw && e.unknown.is_empty() {
+                found.push((
+                    &FD102,
+                    Severity::Error,
                     s.id.to_string(),
                     format!("service {id} sets AssignPublicIp ENABLED but {{subnets}} no 0.0.0.0/0 route to an internet gateway, so the public IP reaches nothing"),
                     "route 0.0.0.0/0 from the subnets' route table to an internet gateway, or use AssignPublicIp: DISABLED with a NAT gateway route or VPC endpoints".into(),
@@ -131,16 +141,18 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
             if !internet.is_empty() {
                 found.push((
                     &FD101,
+                    Severity::Error,
                     s.id.to_string(),
                     format!(
                         "service {id} cannot pull its image (CannotPullContainerError): {{subnets}} {route_text}, and container {} pulls from outside AWS, which VPC endpoints cannot reach",
                         list(&internet)
                     ),
-                    fix_help(public, e.igw, &needed_text),
+                    internet_help(public, e.igw),
                 ));
             } else if !missing.is_empty() {
                 found.push((
                     &FD101,
+                    Severity::Error,
                     s.id.to_string(),
                     format!(
                         "service {id} cannot pull its image (CannotPullContainerError): {{subnets}} {route_text}, and VPC endpoints {} are missing",
@@ -164,17 +176,17 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
                 );
             }
         }
-        let mut merged: Vec<(&'static Rule, Vec<String>, String, String)> = Vec::new();
-        for (code, subnet, msg, help) in found {
+        let mut merged: Vec<(&'static Rule, Severity, Vec<String>, String, String)> = Vec::new();
+        for (code, sev, subnet, msg, help) in found {
             match merged
                 .iter_mut()
-                .find(|(c, _, m, _)| c.code == code.code && *m == msg)
+                .find(|(c, v, _, m, _)| c.code == code.code && *v == sev && *m == msg)
             {
-                Some(entry) => entry.1.push(subnet),
-                None => merged.push((code, vec![subnet], msg, help)),
+                Some(entry) => entry.2.push(subnet),
+                None => merged.push((code, sev, vec![subnet], msg, help)),
             }
         }
-        for (code, subnets_hit, msg, help) in merged {
+        for (code, sev, subnets_hit, msg, help) in merged {
             let who = if subnets_hit.len() == 1 {
                 format!("subnet {} has", subnets_hit[0])
             } else {
@@ -185,11 +197,30 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
             } else {
                 subnets_pos
             };
-            out.report(code, &svc.res, pos, msg.replace("{subnets}", &who), help);
+            out.report_as(
+                code,
+                sev,
+                &svc.res,
+                pos,
+                msg.replace("{subnets}", &who),
+                help,
+            );
         }
         if !subnets.unknown.is_empty() {
+            let internet: Vec<String> = registries
+                .iter()
+                .filter_map(|(c, r)| match r {
+                    Registry::Internet(host) => Some(format!("{c} ({host})")),
+                    _ => None,
+                })
+                .collect();
             let must = if public {
                 "route 0.0.0.0/0 to an internet gateway (AssignPublicIp is ENABLED) or to a NAT gateway".to_string()
+            } else if !internet.is_empty() {
+                format!(
+                    "route 0.0.0.0/0 to a NAT gateway (or be public subnets with AssignPublicIp ENABLED; container {} pulls from outside AWS, which VPC endpoints cannot serve)",
+                    list(&internet)
+                )
             } else {
                 format!("route 0.0.0.0/0 to a NAT gateway, or have VPC endpoints {needed_text}")
             };
@@ -250,6 +281,15 @@ fn endpoint_label(alts: &[&str]) -> String {
         })
         .collect::<Vec<_>>()
         .join(" or ")
+}
+
+/// Fixes for an image from outside AWS: VPC endpoints cannot serve it.
+fn internet_help(public: bool, igw: bool) -> String {
+    if igw && !public {
+        "set AssignPublicIp: ENABLED, or route 0.0.0.0/0 to a NAT gateway (VPC endpoints cannot serve registries outside AWS), or copy the image to ECR".into()
+    } else {
+        "route 0.0.0.0/0 to a NAT gateway, or use a public subnet with AssignPublicIp: ENABLED (VPC endpoints cannot serve registries outside AWS), or copy the image to ECR".into()
+    }
 }
 
 fn fix_help(public: bool, igw: bool, needed: &str) -> String {

@@ -87,15 +87,15 @@ pub(crate) use declare_rules;
 pub use capacity::FD301;
 pub use deploy::{FD501, FD502, FD503};
 pub use egress::{FD101, FD102, FD103};
-pub use networking::{FD201, FD202, FD203, FD204, FD205};
+pub use networking::{FD201, FD202, FD203, FD204, FD205, FD206};
 pub use pipeline::{FD601, FD602, FD603, FD604};
 pub use secrets::FD701;
 pub use sizing::{FD401, FD402};
 
 /// Every rule, in code order (the order of `fargate-doctor rules`).
 pub static RULES: &[&Rule] = &[
-    &FD101, &FD102, &FD103, &FD201, &FD202, &FD203, &FD204, &FD205, &FD301, &FD401, &FD402, &FD501,
-    &FD502, &FD503, &FD601, &FD602, &FD603, &FD604, &FD701,
+    &FD101, &FD102, &FD103, &FD201, &FD202, &FD203, &FD204, &FD205, &FD206, &FD301, &FD401, &FD402,
+    &FD501, &FD502, &FD503, &FD601, &FD602, &FD603, &FD604, &FD701,
 ];
 
 pub fn find(code: &str) -> Option<&'static Rule> {
@@ -128,13 +128,17 @@ pub struct Finding {
 /// Collects findings for one template.
 pub struct Sink<'m> {
     file: &'m str,
+    /// Name a resource's `Condition` in its findings: only when conditions
+    /// are not evaluated per scenario (the caller names them then).
+    name_conditions: bool,
     pub findings: Vec<Finding>,
 }
 
 impl<'m> Sink<'m> {
-    pub fn new(file: &'m str) -> Self {
+    pub fn new(file: &'m str, name_conditions: bool) -> Self {
         Sink {
             file,
+            name_conditions,
             findings: Vec::new(),
         }
     }
@@ -194,7 +198,10 @@ impl<'m> Sink<'m> {
         mut message: String,
         help: String,
     ) {
-        let condition = res.condition.map(str::to_string);
+        let condition = res
+            .condition
+            .filter(|_| self.name_conditions)
+            .map(str::to_string);
         if let Some(c) = &condition {
             message.push_str(&format!(" (only when condition {c} holds)"));
         }
@@ -238,10 +245,19 @@ pub fn list(items: &[String]) -> String {
     }
 }
 
+/// Joins phrases: `a`, `a and b`, `a, b and c`.
+pub fn and_list(items: &[String]) -> String {
+    if items.is_empty() {
+        String::new()
+    } else {
+        list(items)
+    }
+}
+
 /// Runs every rule on a template. Findings suppressed by resource metadata
 /// are dropped here; `--ignore` is applied by the caller.
 pub fn check(m: &Model<'_>) -> Vec<Finding> {
-    let mut sink = Sink::new(&m.template.path);
+    let mut sink = Sink::new(&m.template.path, !m.r.has_scenario());
     egress::check(m, &mut sink);
     networking::check(m, &mut sink);
     capacity::check(m, &mut sink);

@@ -2,7 +2,7 @@
 //! the path from the load balancer to the task.
 
 use super::{Severity, Sink, key_pos, list};
-use crate::model::{Model, network};
+use crate::model::{Model, NameFrom, network};
 use crate::resolve::{Res, describe};
 
 super::declare_rules! {
@@ -31,9 +31,42 @@ super::declare_rules! {
         Error,
         "The tasks' security groups do not admit the load balancer on the container port"
     );
+    FD206 = (
+        "property-not-a-list",
+        Warning,
+        "A property CloudFormation expects as a list (such as SecurityGroupIngress) is a single mapping"
+    );
 }
 
+/// Properties whose CloudFormation type is a list of objects.
+const LIST_PROPS: &[(&str, &str)] = &[
+    ("AWS::EC2::SecurityGroup", "SecurityGroupIngress"),
+    ("AWS::EC2::SecurityGroup", "SecurityGroupEgress"),
+    ("AWS::ECS::TaskDefinition", "ContainerDefinitions"),
+    ("AWS::ECS::Service", "LoadBalancers"),
+];
+
 pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
+    // FD206: a mapping where CloudFormation's schema wants a list (cfn-lint E3012).
+    for (ty, prop) in LIST_PROPS {
+        for res in m.of_type(ty) {
+            if let Some(n) = res.prop(prop)
+                && matches!(n.value, crate::template::Value::Map(_))
+            {
+                out.report(
+                    &FD206,
+                    res,
+                    res.pos_of(prop),
+                    format!(
+                        "{} of {} is a single mapping, but CloudFormation's schema expects a list of them; cfn-lint rejects it (E3012) and the resource provider may too",
+                        prop, res.id
+                    ),
+                    format!("write it as a list: put `- ` before the first key of the {prop} entry"),
+                );
+            }
+        }
+    }
+
     for td in m.task_defs() {
         let fargate = m.task_def_is_fargate(&td);
         if fargate && !td.is_awsvpc() {
@@ -121,45 +154,7 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
                 }
             }
             // FD204
-            if let Some(cname) = &lb.container_name {
-                match td.container(cname) {
-                    None => out.report(
-                        &FD204,
-                        &svc.res,
-                        key_pos(Some(lb.node), "ContainerName", lb.node.pos),
-                        format!(
-                            "service {} load balancer names container {cname}, which task definition {} does not define (containers: {})",
-                            svc.res.id,
-                            td.res.id,
-                            list(&td.container_names())
-                        ),
-                        format!("set ContainerName to one of: {}", td.container_names().join(", ")),
-                    ),
-                    Some(c) => {
-                        if let Some(port) = lb.container_port {
-                            let ports: Vec<i64> = c.ports.iter().filter_map(|p| p.container_port).collect();
-                            let all_known = c.ports.iter().all(|p| p.container_port.is_some());
-                            if !ports.contains(&port) && all_known {
-                                let has = if ports.is_empty() {
-                                    "which has no port mappings".to_string()
-                                } else {
-                                    format!("which maps only {}", list(&ports.iter().map(|p| p.to_string()).collect::<Vec<_>>()))
-                                };
-                                out.report(
-                                    &FD204,
-                                    &svc.res,
-                                    key_pos(Some(lb.node), "ContainerPort", lb.node.pos),
-                                    format!(
-                                        "service {} load balancer sends traffic to port {port} of container {cname} in {}, {has}",
-                                        svc.res.id, td.res.id
-                                    ),
-                                    format!("set ContainerPort to a mapped port, or add a PortMappings entry with ContainerPort {port}"),
-                                );
-                            }
-                        }
-                    }
-                }
-            }
+            check_lb_container(out, &svc, &td, lb);
             // FD205
             if let (Some(port), Some(tg)) = (
                 lb.container_port,
@@ -168,6 +163,195 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
                 check_sg(m, out, &svc, tg, port);
             }
         }
+    }
+}
+
+/// FD204: the load balancer's container must exist and map the port.
+/// Names that only the deploy fixes (a parameter without a default) give a
+/// note saying what must hold; a literal against a parameter whose default
+/// differs gives a warning, since it works only if the parameter is set.
+fn check_lb_container(
+    out: &mut Sink<'_>,
+    svc: &crate::model::Service<'_>,
+    td: &crate::model::TaskDef<'_>,
+    lb: &crate::model::ServiceLb<'_>,
+) {
+    let pos = key_pos(Some(lb.node), "ContainerName", lb.node.pos);
+    let id = svc.res.id;
+    let tdid = td.res.id;
+    let lb_param = lb.container_name_from.as_ref().and_then(|f| f.param());
+    // The same parameter on both sides always matches.
+    if let Some(p) = lb_param
+        && td
+            .containers
+            .iter()
+            .any(|c| c.name_from.as_ref().and_then(|f| f.param()) == Some(p))
+    {
+        return check_lb_port(out, svc, td, lb, None);
+    }
+    let Some(cname) = &lb.container_name else {
+        if let Some(from) = &lb.container_name_from {
+            let names = td.container_names();
+            if !names.is_empty() && td.unnamed().is_empty() {
+                out.note(
+                    &FD204,
+                    &svc.res,
+                    pos,
+                    format!(
+                        "service {id}: the load balancer's ContainerName comes from {}; it must be {} (the containers of task definition {tdid})",
+                        from.describe(),
+                        or_list(&names)
+                    ),
+                    "set the parameter to the container's name when deploying, or write the name in the template".into(),
+                );
+            }
+        }
+        return;
+    };
+    if let Some(c) = td.container(cname) {
+        // A container whose name is a parameter default equal to this literal.
+        if let (None, Some(NameFrom::Param { name, .. })) = (lb_param, &c.name_from) {
+            out.report_as(
+                &FD204,
+                Severity::Warning,
+                &svc.res,
+                pos,
+                format!(
+                    "service {id} load balancer names container {cname}, which is the default of parameter {name} that names the container in task definition {tdid}; deploying with another value for {name} breaks the load balancer"
+                ),
+                format!("use ContainerName: !Ref {name}"),
+            );
+        }
+        return check_lb_port(out, svc, td, lb, Some(c));
+    }
+    let lb_side = match &lb.container_name_from {
+        Some(from) => format!("ContainerName {cname} (from {})", from.describe()),
+        None => format!("ContainerName {cname}"),
+    };
+    // Containers named by a parameter with a different default.
+    let param_named: Vec<String> = td
+        .containers
+        .iter()
+        .filter_map(|c| match &c.name_from {
+            Some(f @ NameFrom::Param { .. }) => Some(f.describe()),
+            _ => None,
+        })
+        .collect();
+    if !param_named.is_empty() {
+        out.report_as(
+            &FD204,
+            Severity::Warning,
+            &svc.res,
+            pos,
+            format!(
+                "service {id} load balancer has {lb_side}, but the containers of task definition {tdid} are named by {}; they match only if the deploy sets the name to {cname}",
+                list(&param_named)
+            ),
+            "name both from the same parameter (ContainerName: !Ref NAME), or write the same literal in both places".into(),
+        );
+        return;
+    }
+    let unnamed = td.unnamed();
+    if !unnamed.is_empty() {
+        let from: Vec<String> = unnamed
+            .iter()
+            .map(|c| {
+                c.name_from
+                    .as_ref()
+                    .map(|f| f.describe())
+                    .unwrap_or_else(|| "a container without Name".into())
+            })
+            .collect();
+        out.note(
+            &FD204,
+            &svc.res,
+            pos,
+            format!(
+                "service {id}: the load balancer's {lb_side} must be the name of a container of task definition {tdid}, whose names come from {}",
+                list(&from)
+            ),
+            format!("make sure the deploy names a container {cname}"),
+        );
+        return;
+    }
+    let names = td.container_names();
+    let (has, help) = if names.is_empty() {
+        (
+            "which defines no containers".to_string(),
+            "add the container to ContainerDefinitions".to_string(),
+        )
+    } else {
+        (
+            format!("whose containers are {}", list(&names)),
+            format!("set ContainerName to {}", or_list(&names)),
+        )
+    };
+    let sev = if lb.container_name_from.is_some() {
+        // Only the parameter's default is wrong; the deploy may set another.
+        Severity::Warning
+    } else {
+        Severity::Error
+    };
+    out.report_as(
+        &FD204,
+        sev,
+        &svc.res,
+        pos,
+        format!(
+            "service {id} load balancer has {lb_side}, which task definition {tdid} does not define ({has})"
+        ),
+        help,
+    );
+}
+
+fn check_lb_port(
+    out: &mut Sink<'_>,
+    svc: &crate::model::Service<'_>,
+    td: &crate::model::TaskDef<'_>,
+    lb: &crate::model::ServiceLb<'_>,
+    container: Option<&crate::model::Container<'_>>,
+) {
+    let (Some(port), Some(c)) = (lb.container_port, container) else {
+        return;
+    };
+    let cname = c.name.clone().unwrap_or_default();
+    let ports: Vec<i64> = c.ports.iter().filter_map(|p| p.container_port).collect();
+    let all_known = c.ports.iter().all(|p| p.container_port.is_some());
+    if ports.contains(&port) || !all_known {
+        return;
+    }
+    let has = if ports.is_empty() {
+        "which has no port mappings".to_string()
+    } else {
+        format!(
+            "which maps only {}",
+            list(&ports.iter().map(|p| p.to_string()).collect::<Vec<_>>())
+        )
+    };
+    out.report(
+        &FD204,
+        &svc.res,
+        key_pos(Some(lb.node), "ContainerPort", lb.node.pos),
+        format!(
+            "service {} load balancer sends traffic to port {port} of container {cname} in {}, {has}",
+            svc.res.id, td.res.id
+        ),
+        format!(
+            "set ContainerPort to a mapped port, or add a PortMappings entry with ContainerPort {port}"
+        ),
+    );
+}
+
+/// `a`, `a or b`, `a, b or c`.
+pub fn or_list(items: &[String]) -> String {
+    match items.len() {
+        0 => "none".into(),
+        1 => items[0].clone(),
+        _ => format!(
+            "{} or {}",
+            items[..items.len() - 1].join(", "),
+            items[items.len() - 1]
+        ),
     }
 }
 

@@ -9,7 +9,7 @@
 use super::{Severity, Sink, list};
 use crate::model::pipeline::{self, Buildspec};
 use crate::model::{Model, Resource};
-use crate::resolve::Res;
+use crate::resolve::{Res, as_symbol};
 use crate::template::Pos;
 
 super::declare_rules! {
@@ -226,10 +226,58 @@ fn check_build(
         return;
     };
     let valid = td.container_names();
+    let unnamed = td.unnamed();
+    // Containers named by a parameter: «parameter X» in rendered text.
+    let symbolic: Vec<String> = td
+        .containers
+        .iter()
+        .filter_map(|c| c.name_from.as_ref())
+        .filter_map(|f| f.param().map(|p| format!("parameter {p}")))
+        .collect();
+    let all_names: Vec<String> = td
+        .containers
+        .iter()
+        .map(|c| match (&c.name, &c.name_from) {
+            (_, Some(f)) if c.name.is_none() || f.param().is_some() => f.describe(),
+            (Some(n), _) => n.clone(),
+            _ => "a container without Name".into(),
+        })
+        .collect();
     for w in &facts.writes {
         for name in &w.names {
-            match name {
-                Ok(n) if !valid.contains(n) => out.report_in(
+            let sym = name.as_ref().ok().and_then(|n| as_symbol(n));
+            match (name, sym) {
+                (Ok(_), Some(s)) if symbolic.iter().any(|x| x == s) => {}
+                (Ok(_), Some(s)) => out.report_in(
+                    &FD603,
+                    Severity::Note,
+                    project,
+                    file.clone(),
+                    at(w.line),
+                    format!(
+                        "the buildspec of project {} writes the container name from {s} to {file_name}; it must be the name of a container of task definition {} ({})",
+                        project.id,
+                        td.res.id,
+                        list(&all_names)
+                    ),
+                    "write the name from the same parameter that names the container".into(),
+                ),
+                (Ok(n), None) if valid.contains(n) => {}
+                (Ok(n), None) if !unnamed.is_empty() || !symbolic.is_empty() => out.report_in(
+                    &FD603,
+                    Severity::Note,
+                    project,
+                    file.clone(),
+                    at(w.line),
+                    format!(
+                        "the buildspec of project {} writes container name {n} to {file_name}; the containers of task definition {} are {}, so the deploy must name one of them {n}",
+                        project.id,
+                        td.res.id,
+                        list(&all_names)
+                    ),
+                    "name the container and the imagedefinitions entry from the same parameter".into(),
+                ),
+                (Ok(n), None) => out.report_in(
                     &FD603,
                     Severity::Error,
                     project,
@@ -241,19 +289,18 @@ fn check_build(
                         td.res.id,
                         list(&valid)
                     ),
-                    format!("write one of: {}", valid.join(", ")),
+                    format!("write {}", super::networking::or_list(&valid)),
                 ),
-                Ok(_) => {}
-                Err(expr) => out.report_in(
+                (Err(expr), _) => out.report_in(
                     &FD603,
                     Severity::Note,
                     project,
                     file.clone(),
                     at(w.line),
                     format!(
-                        "the buildspec of project {} writes container name {expr} to {file_name}, which is not set in the buildspec env or the project's EnvironmentVariables; it must be one of {}",
+                        "the buildspec of project {} writes container name {expr} to {file_name}, which is not set in the buildspec env or the project's EnvironmentVariables; it must be {}",
                         project.id,
-                        list(&valid)
+                        super::networking::or_list(&all_names)
                     ),
                     "define the variable in the project's EnvironmentVariables so it can be checked".into(),
                 ),
