@@ -142,12 +142,38 @@ impl<'t> Model<'t> {
             .collect()
     }
 
+    /// Services and scheduled tasks: everything that launches Fargate tasks
+    /// into subnets.
+    pub fn launchers(&self) -> Vec<Service<'t>> {
+        let mut out = self.services();
+        out.extend(self.scheduled_tasks());
+        out
+    }
+
+    /// EventBridge rule targets and Scheduler schedules with `EcsParameters`.
+    pub fn scheduled_tasks(&self) -> Vec<Service<'t>> {
+        let mut out = Vec::new();
+        for rule in self.of_type("AWS::Events::Rule") {
+            for t in rule.prop("Targets").map(|t| t.items()).unwrap_or_default() {
+                if let Some(ecs) = t.get("EcsParameters") {
+                    out.push(Service::scheduled(self, *rule, ecs));
+                }
+            }
+        }
+        for sc in self.of_type("AWS::Scheduler::Schedule") {
+            if let Some(ecs) = sc.prop("Target").and_then(|t| t.get("EcsParameters")) {
+                out.push(Service::scheduled(self, *sc, ecs));
+            }
+        }
+        out
+    }
+
     /// Whether a task definition runs on Fargate: it requires FARGATE or a
     /// service launches it on FARGATE.
     pub fn task_def_is_fargate(&self, td: &TaskDef<'t>) -> bool {
         td.requires_fargate
             || self
-                .services()
+                .launchers()
                 .iter()
                 .any(|s| s.task_def == Some(td.res.id) && s.fargate == Some(true))
     }
@@ -374,6 +400,9 @@ pub struct ServiceLb<'t> {
 /// An `AWS::ECS::Service`.
 #[derive(Debug, Clone)]
 pub struct Service<'t> {
+    /// "service", or "scheduled task" for an EventBridge rule or schedule
+    /// target that runs the task definition (same egress and sizing needs).
+    pub kind: &'static str,
     pub res: Resource<'t>,
     pub task_def: Option<&'t str>,
     /// `Some(true)` when it provably runs on Fargate, `None` when unknown.
@@ -435,6 +464,7 @@ impl<'t> Service<'t> {
             })
             .unwrap_or_default();
         Service {
+            kind: "service",
             res,
             task_def,
             fargate,
@@ -453,6 +483,44 @@ impl<'t> Service<'t> {
                 .and_then(|d| d.get("MinimumHealthyPercent"))
                 .and_then(|n| r.int(n).map(|i| (i, n))),
             load_balancers,
+        }
+    }
+
+    /// A task launched by a rule or schedule target's `EcsParameters`.
+    fn scheduled(m: &Model<'t>, res: Resource<'t>, ecs: &'t Node) -> Self {
+        let r = &m.r;
+        let task_def = ecs.get("TaskDefinitionArn").and_then(|n| r.resource_id(n));
+        let td_fargate = task_def
+            .and_then(|id| m.get(id))
+            .and_then(|td| td.prop("RequiresCompatibilities"))
+            .and_then(|n| r.list(n).ok())
+            .map(|l| l.iter().any(|c| text(c).as_deref() == Some("FARGATE")));
+        let fargate = match ecs.get("LaunchType").and_then(|n| r.string(n)).as_deref() {
+            Some("FARGATE") => Some(true),
+            Some(_) => Some(false),
+            None => td_fargate,
+        };
+        // EventBridge spells it AwsVpcConfiguration, Scheduler AwsvpcConfiguration.
+        let awsvpc = ecs.get("NetworkConfiguration").and_then(|n| {
+            n.get("AwsVpcConfiguration")
+                .or_else(|| n.get("AwsvpcConfiguration"))
+        });
+        Service {
+            kind: "scheduled task",
+            res,
+            task_def,
+            fargate,
+            awsvpc,
+            subnets: awsvpc.and_then(|a| a.get("Subnets")),
+            security_groups: awsvpc.and_then(|a| a.get("SecurityGroups")),
+            assign_public_ip: awsvpc
+                .and_then(|a| a.get("AssignPublicIp"))
+                .map(|n| (r.string(n).unwrap_or_else(|| "?".into()), n)),
+            desired_count: ecs.get("TaskCount").and_then(|n| r.int(n)).unwrap_or(1),
+            // A scheduled run starts new tasks; nothing is replaced.
+            max_percent: 100,
+            min_percent: None,
+            load_balancers: Vec::new(),
         }
     }
 

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 
 use super::{Model, Resource};
+use crate::resolve::Res;
 use crate::template::{self, Node, Pos, Value};
 
 /// One pipeline action.
@@ -41,7 +42,13 @@ pub fn actions<'t>(m: &Model<'t>, pipeline: &Resource<'t>) -> Vec<Action<'t>> {
         .unwrap_or_default()
     {
         for a in stage.get("Actions").map(|s| s.items()).unwrap_or_default() {
-            let ty = a.get("ActionTypeId");
+            // ActionTypeId and Configuration may sit under Fn::If: take the
+            // branch of the scenario being checked.
+            let lit = |k: &str| match a.get(k).map(|n| m.r.resolve(n)) {
+                Some(Res::Lit(n)) => Some(n),
+                _ => None,
+            };
+            let ty = lit("ActionTypeId");
             let field = |k: &str| {
                 ty.and_then(|t| t.get(k))
                     .and_then(|x| m.r.string(x))
@@ -56,7 +63,7 @@ pub fn actions<'t>(m: &Model<'t>, pipeline: &Resource<'t>) -> Vec<Action<'t>> {
                 category: field("Category"),
                 owner: field("Owner"),
                 provider: field("Provider"),
-                config: a.get("Configuration"),
+                config: lit("Configuration"),
                 inputs: names(a.get("InputArtifacts")),
                 outputs: names(a.get("OutputArtifacts")),
             });
@@ -161,6 +168,23 @@ pub struct Write {
     /// Container names written into it, after `$VAR` resolution; `Err`
     /// carries the unresolved expression.
     pub names: Vec<Result<String, String>>,
+}
+
+/// Every command of a buildspec's phases with its line (in the buildspec).
+pub fn commands(root: &Node) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    if let Some(phases) = root.get("phases") {
+        for (_, phase) in phases.entries() {
+            for section in ["commands", "finally"] {
+                for c in phase.get(section).map(|c| c.items()).unwrap_or_default() {
+                    if let Some(cmd) = c.scalar() {
+                        out.push((c.pos.line, cmd));
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 /// What a buildspec does with a given output file.

@@ -29,11 +29,12 @@ super::declare_rules! {
 
 pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
     let endpoints = network::endpoints(m);
-    for svc in m.services() {
+    for svc in m.launchers() {
         if svc.fargate != Some(true) {
             continue;
         }
         let id = svc.res.id;
+        let kind = svc.kind;
         let td = svc.task_def.and_then(|t| m.task_def(t));
         let public = svc.public_ip();
         let subnets = network::subnets(m, svc.subnets);
@@ -74,7 +75,7 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
                     &FD102,
                     Severity::Warning,
                     s.id.to_string(),
-                    format!("service {id} sets AssignPublicIp ENABLED but {{subnets}} no 0.0.0.0/0 route to an internet gateway; tasks pull their image through the NAT gateway, so the public IP is wasted"),
+                    format!("{kind} {id} sets AssignPublicIp ENABLED but {{subnets}} no 0.0.0.0/0 route to an internet gateway; tasks pull their image through the NAT gateway, so the public IP is wasted"),
                     "use AssignPublicIp: DISABLED in subnets that route to a NAT gateway (or move the service to public subnets and drop the NAT)".into(),
                 ));
             } else if public && !e.igw && e.unknown.is_empty() {
@@ -82,7 +83,7 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
                     &FD102,
                     Severity::Error,
                     s.id.to_string(),
-                    format!("service {id} sets AssignPublicIp ENABLED but {{subnets}} no 0.0.0.0/0 route to an internet gateway, so the public IP reaches nothing"),
+                    format!("{kind} {id} sets AssignPublicIp ENABLED but {{subnets}} no 0.0.0.0/0 route to an internet gateway, so the public IP reaches nothing"),
                     "route 0.0.0.0/0 from the subnets' route table to an internet gateway, or use AssignPublicIp: DISABLED with a NAT gateway route or VPC endpoints".into(),
                 ));
             }
@@ -95,7 +96,7 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
                     &svc.res,
                     subnets_pos,
                     format!(
-                        "service {id}: subnet {}'s default route goes to {}; it must lead to a NAT gateway (or have VPC endpoints {needed_text}) for tasks to pull their image",
+                        "{kind} {id}: subnet {}'s default route goes to {}; it must lead to a NAT gateway (or have VPC endpoints {needed_text}) for tasks to pull their image",
                         s.id,
                         list(&e.unknown)
                     ),
@@ -144,7 +145,7 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
                     Severity::Error,
                     s.id.to_string(),
                     format!(
-                        "service {id} cannot pull its image (CannotPullContainerError): {{subnets}} {route_text}, and container {} pulls from outside AWS, which VPC endpoints cannot reach",
+                        "{kind} {id} cannot pull its image (CannotPullContainerError): {{subnets}} {route_text}, and container {} pulls from outside AWS, which VPC endpoints cannot reach",
                         list(&internet)
                     ),
                     internet_help(public, e.igw),
@@ -155,7 +156,7 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
                     Severity::Error,
                     s.id.to_string(),
                     format!(
-                        "service {id} cannot pull its image (CannotPullContainerError): {{subnets}} {route_text}, and VPC endpoints {} are missing",
+                        "{kind} {id} cannot pull its image (CannotPullContainerError): {{subnets}} {route_text}, and VPC endpoints {} are missing",
                         list(&missing)
                     ),
                     fix_help(public, e.igw, &needed_text),
@@ -169,7 +170,7 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
                     &svc.res,
                     subnets_pos,
                     format!(
-                        "service {id}: subnet {} relies on VPC endpoints, so the image of container {c} (from {from}) must be in ECR in this region",
+                        "{kind} {id}: subnet {} relies on VPC endpoints, so the image of container {c} (from {from}) must be in ECR in this region",
                         s.id
                     ),
                     "use an ECR image, or give the subnet a NAT gateway route".into(),
@@ -228,7 +229,7 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
                 &FD101,
                 &svc.res,
                 subnets_pos,
-                format!("service {id}: subnets come from {}; they must {must} so tasks can pull their image", list(&subnets.unknown)),
+                format!("{kind} {id}: subnets come from {}; they must {must} so tasks can pull their image", list(&subnets.unknown)),
                 "this cannot be checked from the template; verify the subnets' route tables before deploying".into(),
             );
         }

@@ -87,15 +87,16 @@ pub(crate) use declare_rules;
 pub use capacity::FD301;
 pub use deploy::{FD501, FD502, FD503};
 pub use egress::{FD101, FD102, FD103};
-pub use networking::{FD201, FD202, FD203, FD204, FD205, FD206};
-pub use pipeline::{FD601, FD602, FD603, FD604};
+pub use networking::{FD201, FD202, FD203, FD204, FD205, FD206, FD207};
+pub use pipeline::{FD601, FD602, FD603, FD604, FD605, FD606, FD607, FD608};
 pub use secrets::FD701;
 pub use sizing::{FD401, FD402};
 
 /// Every rule, in code order (the order of `fargate-doctor rules`).
 pub static RULES: &[&Rule] = &[
-    &FD101, &FD102, &FD103, &FD201, &FD202, &FD203, &FD204, &FD205, &FD206, &FD301, &FD401, &FD402,
-    &FD501, &FD502, &FD503, &FD601, &FD602, &FD603, &FD604, &FD701,
+    &FD101, &FD102, &FD103, &FD201, &FD202, &FD203, &FD204, &FD205, &FD206, &FD207, &FD301, &FD401,
+    &FD402, &FD501, &FD502, &FD503, &FD601, &FD602, &FD603, &FD604, &FD605, &FD606, &FD607, &FD608,
+    &FD701,
 ];
 
 pub fn find(code: &str) -> Option<&'static Rule> {

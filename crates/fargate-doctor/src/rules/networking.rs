@@ -31,6 +31,11 @@ super::declare_rules! {
         Error,
         "The tasks' security groups do not admit the load balancer on the container port"
     );
+    FD207 = (
+        "port-mapping-protocol",
+        Error,
+        "A container port mapping's Protocol is not tcp or udp (http belongs in AppProtocol)"
+    );
     FD206 = (
         "property-not-a-list",
         Warning,
@@ -68,6 +73,51 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
     }
 
     for td in m.task_defs() {
+        // FD207: ECS accepts only tcp and udp here.
+        for c in &td.containers {
+            for p in &c.ports {
+                let Some(node) = p.node.get("Protocol") else {
+                    continue;
+                };
+                let Some(proto) = m.r.string(node) else {
+                    continue;
+                };
+                if proto == "tcp" || proto == "udp" {
+                    continue;
+                }
+                let name = c.name.clone().unwrap_or_else(|| "?".into());
+                let lower = proto.to_ascii_lowercase();
+                if lower == "tcp" || lower == "udp" {
+                    out.report_as(
+                        &FD207,
+                        Severity::Warning,
+                        &td.res,
+                        node.pos,
+                        format!(
+                            "container {name} of task definition {} writes Protocol {proto}; ECS documents only the lower-case values tcp and udp",
+                            td.res.id
+                        ),
+                        format!("write Protocol: {lower}"),
+                    );
+                    continue;
+                }
+                let help = {
+                    format!(
+                        "set Protocol: tcp; an application protocol ({proto}) goes in AppProtocol (http, http2 or grpc), used by Service Connect"
+                    )
+                };
+                out.report(
+                    &FD207,
+                    &td.res,
+                    node.pos,
+                    format!(
+                        "container {name} of task definition {} maps a port with Protocol {proto}; ECS accepts only tcp or udp, so the task definition is rejected",
+                        td.res.id
+                    ),
+                    help,
+                );
+            }
+        }
         let fargate = m.task_def_is_fargate(&td);
         if fargate && !td.is_awsvpc() {
             let mode = match &td.network_mode {
