@@ -7,16 +7,19 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::model::Model;
+use crate::model::pipeline::BuildspecFile;
 use crate::resolve::{self, Scenario};
 use crate::rules::{self, Finding};
 use crate::template::{self, LoadError, Loaded, Template};
+use crate::template::{Key, Node, Value};
 
 #[derive(Debug, Default)]
 pub struct Options {
     /// Rule codes to drop everywhere (`--ignore`).
     pub ignore: Vec<String>,
-    /// A buildspec file to use for CodeBuild projects whose buildspec is not inline: (path, text).
-    pub buildspec: Option<(String, String)>,
+    /// Buildspec files for CodeBuild projects whose buildspec is not inline
+    /// (`--buildspec [PROJECT=]FILE`). Files beside a template are found too.
+    pub buildspecs: Vec<BuildspecFile>,
 }
 
 #[derive(Debug, Default)]
@@ -78,33 +81,202 @@ pub fn lint_source(
 ) -> Result<Option<(Vec<Finding>, String)>, LoadError> {
     match template::load(path, source)? {
         Loaded::NotCloudFormation => Ok(None),
-        Loaded::Template(t) => {
-            let findings = check_scenarios(&t, opts)
-                .into_iter()
-                .filter(|f| !opts.ignore.iter().any(|c| c.eq_ignore_ascii_case(f.code)))
-                .collect();
-            Ok(Some((findings, t.source)))
+        Loaded::Template(t) => Ok(Some((lint_template(&t, opts, &[]), t.source))),
+    }
+}
+
+/// Lints a loaded template; `others` are the templates of the same run,
+/// whose exports resolve this one's `Fn::ImportValue`.
+fn lint_template(t: &Template, opts: &Options, others: &[&Template]) -> Vec<Finding> {
+    let mut buildspecs = opts.buildspecs.clone();
+    buildspecs.extend(beside_buildspecs(t));
+    let linked = link(t, others);
+    let own: Vec<&str> = t
+        .root
+        .get("Resources")
+        .map(|r| r.entries().iter().map(|(k, _)| k.name.as_str()).collect())
+        .unwrap_or_default();
+    check_scenarios(linked.as_ref().unwrap_or(t), &buildspecs)
+        .into_iter()
+        .filter(|f| !opts.ignore.iter().any(|c| c.eq_ignore_ascii_case(f.code)))
+        // Resources merged in from another stack are reported with that stack.
+        .filter(|f| linked.is_none() || own.contains(&f.logical_id.as_str()))
+        .collect()
+}
+
+/// The buildspec files CodeBuild projects of `t` read from their source
+/// (`buildspec.yml`, or the path in `BuildSpec`), when they sit beside the
+/// template — the usual layout of a repository scanned with `lint DIR`.
+fn beside_buildspecs(t: &Template) -> Vec<BuildspecFile> {
+    let Some(dir) = Path::new(&t.path).parent() else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = Vec::new();
+    for (_, res) in t
+        .root
+        .get("Resources")
+        .map(|r| r.entries())
+        .unwrap_or_default()
+    {
+        if res.get("Type").and_then(|t| t.as_str()) != Some("AWS::CodeBuild::Project") {
+            continue;
         }
+        let spec = res
+            .get("Properties")
+            .and_then(|p| p.get("Source"))
+            .and_then(|s| s.get("BuildSpec"));
+        match spec {
+            None => names.push("buildspec.yml".into()),
+            Some(n) => {
+                if let Some(s) = n
+                    .as_str()
+                    .filter(|s| !s.contains('\n') && !s.trim_start().starts_with("version"))
+                {
+                    names.push(s.trim_start_matches("./").to_string());
+                }
+            }
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let p = dir.join(&name);
+            let text = fs::read_to_string(&p).ok()?;
+            Some(BuildspecFile {
+                project: None,
+                path: p.display().to_string(),
+                text,
+                beside: true,
+            })
+        })
+        .collect()
+}
+
+/// `Outputs` exports of a template: the export name as a shape (`*` for
+/// parts only known at deploy time) and the exported value.
+fn exports(t: &Template) -> Vec<(String, &Node)> {
+    let r = resolve::Resolver::new(&t.root);
+    t.root
+        .get("Outputs")
+        .map(|o| o.entries())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|(_, out)| {
+            let name = r.shape(out.get("Export")?.get("Name")?);
+            // A name that is all unknown would match any import.
+            let literal = name.replace('*', "");
+            (literal.len() >= 3).then_some((name, out.get("Value")?))
+        })
+        .collect()
+}
+
+/// `t` with each `Fn::ImportValue` that another template of the run exports
+/// replaced by the exported value, and that template's parameters,
+/// mappings, conditions and resources merged in (without overriding), so
+/// subnets, routes and security groups of a network stack are proven
+/// instead of noted. `None` when nothing is imported from the run.
+fn link(t: &Template, others: &[&Template]) -> Option<Template> {
+    if others.is_empty() {
+        return None;
+    }
+    let r = resolve::Resolver::new(&t.root);
+    let table: Vec<(String, &Node, &Template)> = others
+        .iter()
+        .filter(|o| o.path != t.path)
+        .flat_map(|o| exports(o).into_iter().map(move |(n, v)| (n, v, *o)))
+        .collect();
+    if table.is_empty() {
+        return None;
+    }
+    let matches = |import: &Node| -> Option<(&Node, &Template)> {
+        let want = r.shape(import);
+        table
+            .iter()
+            .find(|(name, _, _)| {
+                crate::model::pipeline::glob(name, &want)
+                    || crate::model::pipeline::glob(&want, name)
+            })
+            .map(|(_, v, o)| (*v, *o))
+    };
+    let mut used: Vec<&Template> = Vec::new();
+    let mut root = t.root.clone();
+    let resources = root.entries_mut("Resources")?;
+    for (_, res) in resources.iter_mut() {
+        replace_imports(res, &mut |arg| {
+            let (value, from) = matches(arg)?;
+            if !used.iter().any(|u| u.path == from.path) {
+                used.push(from);
+            }
+            Some(value.clone())
+        });
+    }
+    if used.is_empty() {
+        return None;
+    }
+    for section in ["Parameters", "Mappings", "Conditions", "Resources"] {
+        for o in &used {
+            let Some(theirs) = o.root.get(section) else {
+                continue;
+            };
+            if root.get(section).is_none()
+                && let Value::Map(entries) = &mut root.value
+            {
+                entries.push((
+                    Key {
+                        name: section.to_string(),
+                        pos: theirs.pos,
+                    },
+                    Node::new(theirs.pos, Value::Map(Vec::new())),
+                ));
+            }
+            if let Some(mine) = root.entries_mut(section) {
+                for (k, v) in theirs.entries() {
+                    if !mine.iter().any(|(m, _)| m.name == k.name) {
+                        mine.push((k.clone(), v.clone()));
+                    }
+                }
+            }
+        }
+    }
+    Some(Template {
+        path: t.path.clone(),
+        source: t.source.clone(),
+        root,
+    })
+}
+
+fn replace_imports(n: &mut Node, f: &mut impl FnMut(&Node) -> Option<Node>) {
+    if let Value::Intrinsic(name, arg) = &n.value
+        && name == "Fn::ImportValue"
+    {
+        if let Some(v) = f(arg) {
+            *n = v;
+        }
+        return;
+    }
+    match &mut n.value {
+        Value::Seq(items) => items.iter_mut().for_each(|i| replace_imports(i, f)),
+        Value::Map(entries) => entries.iter_mut().for_each(|(_, v)| replace_imports(v, f)),
+        Value::Intrinsic(_, arg) => replace_imports(arg, f),
+        _ => {}
     }
 }
 
 /// Runs the rules once per consistent set of condition values and merges
 /// the results: a finding that holds in every scenario is reported as is;
 /// one that holds in only some names the conditions under which it does.
-fn check_scenarios(t: &Template, opts: &Options) -> Vec<Finding> {
+fn check_scenarios(t: &Template, buildspecs: &[BuildspecFile]) -> Vec<Finding> {
     let scenarios = resolve::scenarios(&t.root);
     if scenarios.len() <= 1 {
-        let m = Model::in_scenario(
-            t,
-            opts.buildspec.as_ref(),
-            scenarios.into_iter().flatten().next(),
-        );
+        let m = Model::in_scenario(t, buildspecs, scenarios.into_iter().flatten().next());
         return rules::check(&m);
     }
     // (finding, indices of the scenarios it holds in), in first-seen order.
     let mut seen: Vec<(Finding, Vec<usize>)> = Vec::new();
     for (i, sc) in scenarios.iter().enumerate() {
-        let m = Model::in_scenario(t, opts.buildspec.as_ref(), sc.clone());
+        let m = Model::in_scenario(t, buildspecs, sc.clone());
         for f in rules::check(&m) {
             match seen.iter_mut().find(|(g, _)| same(g, &f)) {
                 Some((_, idx)) => idx.push(i),
@@ -215,6 +387,7 @@ fn describe_when(all: &[&Scenario], idx: &[usize]) -> String {
 
 pub fn lint_files(files: &[PathBuf], opts: &Options) -> Report {
     let mut report = Report::default();
+    let mut templates: Vec<Template> = Vec::new();
     for f in files {
         let path = f.display().to_string();
         let source = match fs::read(f) {
@@ -238,18 +411,37 @@ pub fn lint_files(files: &[PathBuf], opts: &Options) -> Report {
                 continue;
             }
         };
-        match lint_source(&path, source, opts) {
-            Ok(Some((findings, source))) => {
-                report.files_checked += 1;
-                report.findings.extend(findings);
-                report.sources.insert(path, source);
-            }
-            Ok(None) => report.skipped.push(path),
+        match template::load(&path, source) {
+            Ok(Loaded::Template(t)) => templates.push(t),
+            // A buildspec beside the templates is read as one, not skipped.
+            Ok(Loaded::NotCloudFormation) if !is_buildspec_name(&path) => report.skipped.push(path),
+            Ok(Loaded::NotCloudFormation) => {}
             Err(e) => report.errors.push(e),
         }
     }
-    if let Some((p, s)) = &opts.buildspec {
-        report.sources.insert(p.clone(), s.clone());
+    let all: Vec<&Template> = templates.iter().collect();
+    for t in &templates {
+        report.files_checked += 1;
+        report.findings.extend(lint_template(t, opts, &all));
+        report.sources.insert(t.path.clone(), t.source.clone());
+    }
+    // Buildspec files findings point into, for showing their lines.
+    for f in &report.findings {
+        if !report.sources.contains_key(&f.file)
+            && let Ok(text) = fs::read_to_string(&f.file)
+        {
+            report.sources.insert(f.file.clone(), text);
+        }
+    }
+    for b in &opts.buildspecs {
+        report.sources.insert(b.path.clone(), b.text.clone());
     }
     report
+}
+
+fn is_buildspec_name(path: &str) -> bool {
+    Path::new(path)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("buildspec"))
 }

@@ -8,6 +8,7 @@
 use std::path::Path;
 
 use fargate_doctor::lint::{Options, lint_source};
+use fargate_doctor::model::pipeline::BuildspecFile;
 use fargate_doctor::rules::{Finding, RULES, Severity};
 
 fn lint(path: &str) -> Vec<Finding> {
@@ -283,7 +284,12 @@ fn buildspec_file_resolves_env_vars() {
     let spec = std::fs::read_to_string(root.join("buildspec.yml")).unwrap();
     let opts = Options {
         ignore: vec![],
-        buildspec: Some(("buildspec.yml".into(), spec)),
+        buildspecs: vec![BuildspecFile {
+            project: None,
+            path: "buildspec.yml".into(),
+            text: spec,
+            beside: false,
+        }],
     };
     let text = std::fs::read_to_string(root.join("file-buildspec.yaml")).unwrap();
     let (findings, _) = lint_source("file-buildspec.yaml", text, &opts)

@@ -61,13 +61,17 @@ pub struct Model<'t> {
     pub r: Resolver<'t>,
     pub resources: Vec<Resource<'t>>,
     /// Text of a buildspec file given on the command line.
-    pub buildspec: Option<&'t (String, String)>,
+    pub buildspecs: &'t [pipeline::BuildspecFile],
 }
 
 impl<'t> Model<'t> {
     /// The model with conditions evaluated from parameter defaults.
-    pub fn new(template: &'t Template, buildspec: Option<&'t (String, String)>) -> Self {
-        Model::in_scenario(template, buildspec, None)
+    pub fn new(template: &'t Template, buildspec: Option<&'t pipeline::BuildspecFile>) -> Self {
+        Model::in_scenario(
+            template,
+            buildspec.map(std::slice::from_ref).unwrap_or_default(),
+            None,
+        )
     }
 
     /// The model of `template` in one condition `scenario` (`None`: with
@@ -75,7 +79,7 @@ impl<'t> Model<'t> {
     /// scenario do not exist in it.
     pub fn in_scenario(
         template: &'t Template,
-        buildspec: Option<&'t (String, String)>,
+        buildspecs: &'t [pipeline::BuildspecFile],
         scenario: Option<Scenario>,
     ) -> Self {
         let resolver = Resolver::with_scenario(&template.root, scenario);
@@ -106,7 +110,7 @@ impl<'t> Model<'t> {
             template,
             r: resolver,
             resources,
-            buildspec,
+            buildspecs,
         }
     }
 

@@ -126,8 +126,29 @@ pub fn buildspec(m: &Model<'_>, project: &Resource<'_>) -> Buildspec {
         }
         None => "buildspec.yml".to_string(),
     };
-    match m.buildspec {
-        Some((path, text)) => match template::parse(path, text) {
+    let name = project.prop("Name").and_then(|n| m.r.string(n));
+    let for_project = |b: &&BuildspecFile| {
+        b.project
+            .as_deref()
+            .is_some_and(|p| p == project.id || Some(p) == name.as_deref())
+    };
+    let rel = file_ref.trim_start_matches("./");
+    let found = m
+        .buildspecs
+        .iter()
+        .find(for_project)
+        .or_else(|| {
+            m.buildspecs
+                .iter()
+                .find(|b| b.project.is_none() && !b.beside)
+        })
+        .or_else(|| {
+            m.buildspecs.iter().find(|b| {
+                b.beside && std::path::Path::new(&b.path).ends_with(std::path::Path::new(rel))
+            })
+        });
+    match found {
+        Some(BuildspecFile { path, text, .. }) => match template::parse(path, text) {
             Ok(root) => Buildspec::Read {
                 root,
                 file: path.clone(),
@@ -141,12 +162,24 @@ pub fn buildspec(m: &Model<'_>, project: &Resource<'_>) -> Buildspec {
         },
         None => Buildspec::Unreadable {
             why: format!(
-                "project {} reads its buildspec from the file {file_ref} in the source (pass it with --buildspec to check it)",
-                project.id
+                "project {} reads its buildspec from the file {file_ref} in the source, which is not beside the template (pass it with --buildspec {}=FILE to check it)",
+                project.id, project.id
             ),
             anchor,
         },
     }
+}
+
+/// A buildspec file for projects whose buildspec is not inline.
+#[derive(Debug, Clone)]
+pub struct BuildspecFile {
+    /// The project (logical ID or `Name`) it is for; `None` for any project.
+    pub project: Option<String>,
+    pub path: String,
+    pub text: String,
+    /// Found beside the template (matched by the file name the project
+    /// reads), rather than given with `--buildspec`.
+    pub beside: bool,
 }
 
 /// For `BuildSpec: |` (the key at `key`) the text starts on the next line.

@@ -163,7 +163,7 @@ fn check_build(
                 project,
                 anchor,
                 format!("{why}; it must write {file_name} and list it under artifacts.files for ECS deploy action {}", a.name),
-                format!("pass the buildspec with --buildspec FILE, or make sure it writes {file_name}"),
+                format!("pass the buildspec with --buildspec PROJECT=FILE, or make sure it writes {file_name}"),
             );
             return;
         }
@@ -179,19 +179,7 @@ fn check_build(
         }
     };
     let in_template = file == m.template.path;
-    let at = |line: usize| -> Pos {
-        let l = line_base + line.saturating_sub(1);
-        let col = m
-            .buildspec
-            .filter(|_| !in_template)
-            .map(|(_, t)| t.as_str())
-            .unwrap_or(&m.template.source)
-            .lines()
-            .nth(l.saturating_sub(1))
-            .map(|s| s.len() - s.trim_start().len() + 1)
-            .unwrap_or(1);
-        Pos { line: l, col }
-    };
+    let at = |line: usize| -> Pos { buildspec_pos(m, &file, line_base, line) };
     let facts = pipeline::facts(&root, file_name, &pipeline::project_env(m, project));
     if facts.writes.is_empty() {
         out.report_in(
@@ -344,9 +332,10 @@ fn buildspec_pos(m: &Model<'_>, file: &str, line_base: usize, line: usize) -> Po
     let text = if file == m.template.path {
         Some(m.template.source.as_str())
     } else {
-        m.buildspec
-            .filter(|(p, _)| p == file)
-            .map(|(_, t)| t.as_str())
+        m.buildspecs
+            .iter()
+            .find(|b| b.path == file)
+            .map(|b| b.text.as_str())
     };
     let col = text
         .and_then(|t| t.lines().nth(l.saturating_sub(1)))
