@@ -192,10 +192,14 @@ impl<'t> Resolver<'t> {
                     _ => Res::Unknown("Fn::FindInMap with keys only known at deploy time".into()),
                 }
             }
-            "Fn::ImportValue" => Res::Unknown(match self.string(arg) {
-                Some(s) => format!("Fn::ImportValue {s}"),
-                None => "Fn::ImportValue".into(),
-            }),
+            // The export name as written, with `${Param}` for unknown parts.
+            "Fn::ImportValue" => Res::Unknown(format!(
+                "Fn::ImportValue {}",
+                self.render(arg)
+                    .replace("«parameter ", "${")
+                    .replace('«', "${")
+                    .replace('»', "}")
+            )),
             other => Res::Unknown(other.to_string()),
         }
     }
@@ -233,6 +237,36 @@ impl<'t> Resolver<'t> {
 
     /// A list value: its items, or a description of why it is unknown.
     pub fn list(&self, n: &'t Node) -> Result<Vec<Res<'t>>, String> {
+        // `!Split [",", X]`: the items of X when it is a `!Join` with the same
+        // separator (an export of a list, merged in from another stack), or
+        // its text split; else the list comes from wherever X does.
+        if let Some(("Fn::Split", arg)) = n.intrinsic() {
+            let items = arg.items();
+            let (Some(sep), Some(src)) = (items.first().and_then(|s| s.as_str()), items.get(1))
+            else {
+                return Err("Fn::Split".into());
+            };
+            if let Some(("Fn::Join", j)) = src.intrinsic()
+                && j.items().first().and_then(|s| s.as_str()) == Some(sep)
+                && let Some(list) = j.items().get(1)
+            {
+                return self.list(list);
+            }
+            return match self.resolve(src) {
+                Res::Lit(l) if l.intrinsic().is_none() => match l.scalar() {
+                    Some(t) => Ok(t
+                        .split(sep)
+                        .map(|p| Res::Text(p.trim().to_string()))
+                        .collect()),
+                    None => Err("a value that is not a list".into()),
+                },
+                Res::Text(t) => Ok(t
+                    .split(sep)
+                    .map(|p| Res::Text(p.trim().to_string()))
+                    .collect()),
+                other => Err(describe(&other)),
+            };
+        }
         match self.resolve(n) {
             Res::Lit(l) => match &l.value {
                 Value::Seq(items) => Ok(items
