@@ -85,12 +85,15 @@ pub fn lint_source(
     }
 }
 
-/// Lints a loaded template; `others` are the templates of the same run,
-/// whose exports resolve this one's `Fn::ImportValue`.
-fn lint_template(t: &Template, opts: &Options, others: &[&Template]) -> Vec<Finding> {
+/// An export of a template in the run: name shape, value, template.
+type Export<'a> = (String, &'a Node, &'a Template);
+
+/// Lints a loaded template; `exports` are those of the templates of the
+/// same run, which resolve this one's `Fn::ImportValue`.
+fn lint_template(t: &Template, opts: &Options, exports: &[Export<'_>]) -> Vec<Finding> {
     let mut buildspecs = opts.buildspecs.clone();
     buildspecs.extend(beside_buildspecs(t));
-    let linked = link(t, others);
+    let linked = link(t, exports);
     let own: Vec<&str> = t
         .root
         .get("Resources")
@@ -177,19 +180,12 @@ fn exports(t: &Template) -> Vec<(String, &Node)> {
 /// mappings, conditions and resources merged in (without overriding), so
 /// subnets, routes and security groups of a network stack are proven
 /// instead of noted. `None` when nothing is imported from the run.
-fn link(t: &Template, others: &[&Template]) -> Option<Template> {
-    if others.is_empty() {
+fn link(t: &Template, table: &[Export<'_>]) -> Option<Template> {
+    if !table.iter().any(|(_, _, o)| o.path != t.path) {
         return None;
     }
     let r = resolve::Resolver::new(&t.root);
-    let table: Vec<(String, &Node, &Template)> = others
-        .iter()
-        .filter(|o| o.path != t.path)
-        .flat_map(|o| exports(o).into_iter().map(move |(n, v)| (n, v, *o)))
-        .collect();
-    if table.is_empty() {
-        return None;
-    }
+    let table: Vec<&Export<'_>> = table.iter().filter(|(_, _, o)| o.path != t.path).collect();
     let matches = |import: &Node| -> Option<(&Node, &Template)> {
         let want = r.shape(import);
         table
@@ -419,10 +415,13 @@ pub fn lint_files(files: &[PathBuf], opts: &Options) -> Report {
             Err(e) => report.errors.push(e),
         }
     }
-    let all: Vec<&Template> = templates.iter().collect();
+    let table: Vec<Export<'_>> = templates
+        .iter()
+        .flat_map(|t| exports(t).into_iter().map(move |(n, v)| (n, v, t)))
+        .collect();
     for t in &templates {
         report.files_checked += 1;
-        report.findings.extend(lint_template(t, opts, &all));
+        report.findings.extend(lint_template(t, opts, &table));
         report.sources.insert(t.path.clone(), t.source.clone());
     }
     // Buildspec files findings point into, for showing their lines.

@@ -726,4 +726,50 @@ mod tests {
         );
         assert_eq!(r.resource_id(out.get("E").unwrap()), Some("Repo"));
     }
+
+    #[test]
+    fn scenarios_keep_one_boolean_per_condition() {
+        let t = parse(
+            "t.yaml",
+            "Parameters:\n  Launch: {Type: String, Default: Fargate, AllowedValues: [Fargate, EC2]}\nConditions:\n  Fargate: !Equals [!Ref Launch, Fargate]\n  EC2: !Equals [!Ref Launch, EC2]\n  Prod: !Equals [!Ref 'AWS::StackName', prod]\nResources:\n  A: {Type: X, Condition: EC2, Properties: {M: !If [Fargate, awsvpc, bridge]}}\n  B: {Type: X, Condition: Prod}\n",
+        )
+        .unwrap();
+        let sc = scenarios(&t);
+        // Launch takes 2 values, Prod (unknown) is free: 4 consistent sets,
+        // and never Fargate and EC2 together.
+        assert_eq!(sc.len(), 4);
+        for s in sc.iter().flatten() {
+            assert_ne!(s["Fargate"], s["EC2"]);
+            let r = Resolver::with_scenario(&t, Some(s.clone()));
+            let m = t
+                .get("Resources")
+                .and_then(|r| r.get("A"))
+                .and_then(|a| a.get("Properties"))
+                .and_then(|p| p.get("M"))
+                .unwrap();
+            let want = if s["Fargate"] == Some(true) {
+                "awsvpc"
+            } else {
+                "bridge"
+            };
+            assert_eq!(r.string(m).as_deref(), Some(want));
+        }
+    }
+
+    #[test]
+    fn find_in_map_sub_maps_and_url_suffix() {
+        let t = parse(
+            "t.yaml",
+            "Parameters:\n  Size: {Type: String, Default: small}\n  Repo: {Type: String}\nMappings:\n  S: {small: {Cpu: 256}}\nOut:\n  A: !FindInMap [S, !Ref Size, Cpu]\n  B: !Sub ['name ${N}', {N: !Ref Repo}]\n  C: !Sub '1.dkr.ecr.${AWS::Region}.${AWS::URLSuffix}/r:1'\n",
+        )
+        .unwrap();
+        let r = Resolver::new(&t);
+        let out = t.get("Out").unwrap();
+        assert_eq!(r.int(out.get("A").unwrap()), Some(256));
+        assert_eq!(r.render(out.get("B").unwrap()), "name «parameter Repo»");
+        assert_eq!(
+            r.shape(out.get("C").unwrap()),
+            "1.dkr.ecr.*.amazonaws.com/r:1"
+        );
+    }
 }

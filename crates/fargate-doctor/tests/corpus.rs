@@ -104,11 +104,31 @@ fn corpus_findings_match_expectations() {
 
 #[test]
 fn corpus_snapshots() {
-    let dir = root().join("tests/snapshots/corpus");
+    snapshots("tests/corpus", "tests/snapshots/corpus", entries());
+}
+
+/// The rule fixtures (`tests/fixtures/rules/*.yaml`, trap and fixed), found
+/// by glob: their full output is pinned too.
+#[test]
+fn rule_fixture_snapshots() {
+    let dir = root().join("tests/fixtures/rules");
+    let mut files: Vec<(String, PathBuf)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), p))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 39, "the rule fixtures are missing");
+    snapshots("tests/fixtures/rules", "tests/snapshots/rules", files);
+}
+
+fn snapshots(input: &str, output: &str, entries: Vec<(String, PathBuf)>) {
+    let dir = root().join(output);
     let bless = std::env::var_os("FARGATE_DOCTOR_BLESS").is_some();
-    let prefix = format!("{}/", root().join("tests/corpus").display());
+    let prefix = format!("{}/", root().join(input).display());
     let mut stale = Vec::new();
-    for (name, path) in entries() {
+    for (name, path) in entries {
         let report = run(&path);
         let text = output::text::render(&report, false).replace(&prefix, "");
         let snap = dir.join(format!("{name}.txt"));

@@ -160,13 +160,24 @@ impl<'t> Model<'t> {
         for rule in self.of_type("AWS::Events::Rule") {
             for t in rule.prop("Targets").map(|t| t.items()).unwrap_or_default() {
                 if let Some(ecs) = t.get("EcsParameters") {
-                    out.push(Service::scheduled(self, *rule, ecs));
+                    out.push(Service::scheduled(self, *rule, ecs, "scheduled task"));
                 }
             }
         }
         for sc in self.of_type("AWS::Scheduler::Schedule") {
             if let Some(ecs) = sc.prop("Target").and_then(|t| t.get("EcsParameters")) {
-                out.push(Service::scheduled(self, *sc, ecs));
+                out.push(Service::scheduled(self, *sc, ecs, "scheduled task"));
+            }
+        }
+        // Step Functions `ecs:runTask` states written as a `Definition`
+        // object (a `DefinitionString` is text and is not read).
+        for sm in self.of_type("AWS::StepFunctions::StateMachine") {
+            let mut states = Vec::new();
+            if let Some(def) = sm.prop("Definition") {
+                run_task_states(def, &mut states, 0);
+            }
+            for params in states {
+                out.push(Service::scheduled(self, *sm, params, "state machine"));
             }
         }
         out
@@ -180,6 +191,31 @@ impl<'t> Model<'t> {
                 .launchers()
                 .iter()
                 .any(|s| s.task_def == Some(td.res.id) && s.fargate == Some(true))
+    }
+}
+
+/// The `Parameters` of states whose `Resource` is `arn:aws:states:::ecs:runTask…`.
+fn run_task_states<'t>(n: &'t Node, out: &mut Vec<&'t Node>, depth: usize) {
+    if depth > 32 {
+        return;
+    }
+    match &n.value {
+        Value::Map(entries) => {
+            let runs_task = n
+                .get("Resource")
+                .and_then(|r| r.as_str())
+                .is_some_and(|r| r.contains(":ecs:runTask"));
+            if runs_task && let Some(p) = n.get("Parameters") {
+                out.push(p);
+            }
+            for (_, v) in entries {
+                run_task_states(v, out, depth + 1);
+            }
+        }
+        Value::Seq(items) => items
+            .iter()
+            .for_each(|i| run_task_states(i, out, depth + 1)),
+        _ => {}
     }
 }
 
@@ -491,9 +527,13 @@ impl<'t> Service<'t> {
     }
 
     /// A task launched by a rule or schedule target's `EcsParameters`.
-    fn scheduled(m: &Model<'t>, res: Resource<'t>, ecs: &'t Node) -> Self {
+    fn scheduled(m: &Model<'t>, res: Resource<'t>, ecs: &'t Node, kind: &'static str) -> Self {
         let r = &m.r;
-        let task_def = ecs.get("TaskDefinitionArn").and_then(|n| r.resource_id(n));
+        // EventBridge and Scheduler: TaskDefinitionArn; Step Functions: TaskDefinition.
+        let task_def = ecs
+            .get("TaskDefinitionArn")
+            .or_else(|| ecs.get("TaskDefinition"))
+            .and_then(|n| r.resource_id(n));
         let td_fargate = task_def
             .and_then(|id| m.get(id))
             .and_then(|td| td.prop("RequiresCompatibilities"))
@@ -510,7 +550,7 @@ impl<'t> Service<'t> {
                 .or_else(|| n.get("AwsvpcConfiguration"))
         });
         Service {
-            kind: "scheduled task",
+            kind,
             res,
             task_def,
             fargate,

@@ -260,14 +260,14 @@ fn check_lb_container(
     };
     if let Some(c) = td.container(cname) {
         // A container whose name is a parameter default equal to this literal.
+        // It works as written; what must hold is that the parameter keeps it.
         if let (None, Some(NameFrom::Param { name, .. })) = (lb_param, &c.name_from) {
-            out.report_as(
+            out.note(
                 &FD204,
-                Severity::Warning,
                 &svc.res,
                 pos,
                 format!(
-                    "service {id} load balancer names container {cname}, which is the default of parameter {name} that names the container in task definition {tdid}; deploying with another value for {name} breaks the load balancer"
+                    "service {id}: the load balancer names container {cname}, the default of parameter {name} that names the container in task definition {tdid}; {name} must stay {cname} when deploying"
                 ),
                 format!("use ContainerName: !Ref {name}"),
             );
