@@ -241,14 +241,22 @@ fn check_lb_container(
     }
     let Some(cname) = &lb.container_name else {
         if let Some(from) = &lb.container_name_from {
-            let names = td.container_names();
-            if !names.is_empty() && td.unnamed().is_empty() {
+            let names: Vec<String> = td
+                .containers
+                .iter()
+                .map(|c| match (&c.name, &c.name_from) {
+                    (Some(n), _) => n.clone(),
+                    (None, Some(f)) => f.describe(),
+                    (None, None) => "a container without Name".into(),
+                })
+                .collect();
+            if !names.is_empty() {
                 out.note(
                     &FD204,
                     &svc.res,
                     pos,
                     format!(
-                        "service {id}: the load balancer's ContainerName comes from {}; it must be {} (the containers of task definition {tdid})",
+                        "service {id}: the load balancer's ContainerName comes from {}; it must name a container of task definition {tdid}: {}",
                         from.describe(),
                         or_list(&names)
                     ),
