@@ -91,16 +91,32 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
                 continue;
             }
             if !e.unknown.is_empty() {
+                // Endpoints cannot serve registries outside AWS: only then
+                // are they an alternative worth naming.
+                let outside = registries
+                    .iter()
+                    .any(|(_, r)| matches!(r, Registry::Internet(_)));
+                let (alt, help) = if outside {
+                    (
+                        String::new(),
+                        "make sure the route target gives internet access (the image is outside AWS)",
+                    )
+                } else {
+                    (
+                        format!(" (or have VPC endpoints {needed_text})"),
+                        "make sure the route target gives internet access, or add the VPC endpoints",
+                    )
+                };
                 out.note(
                     &FD101,
                     &svc.res,
                     subnets_pos,
                     format!(
-                        "{kind} {id}: subnet {}'s default route goes to {}; it must lead to a NAT gateway (or have VPC endpoints {needed_text}) for tasks to pull their image",
+                        "{kind} {id}: subnet {}'s default route goes to {}; it must lead to a NAT gateway{alt} for tasks to pull their image",
                         s.id,
                         list(&e.unknown)
                     ),
-                    "make sure the route target gives internet access, or add the VPC endpoints".into(),
+                    help.into(),
                 );
                 continue;
             }
