@@ -188,6 +188,7 @@ fn run_lint(a: LintArgs) -> u8 {
     let opts = Options {
         ignore: a.ignore.iter().map(|c| c.to_ascii_uppercase()).collect(),
         buildspecs,
+        roots: a.paths.iter().filter(|p| p.is_dir()).cloned().collect(),
     };
     let report = lint::lint_files(&files, &opts);
     // One line for many (a cdk.out holds manifests, trees and assets).

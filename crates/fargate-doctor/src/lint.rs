@@ -20,6 +20,9 @@ pub struct Options {
     /// Buildspec files for CodeBuild projects whose buildspec is not inline
     /// (`--buildspec [PROJECT=]FILE`). Files beside a template are found too.
     pub buildspecs: Vec<BuildspecFile>,
+    /// Directories given on the command line: a repository's source root,
+    /// where CodeBuild finds `buildspec.yml`, is usually one of them.
+    pub roots: Vec<PathBuf>,
 }
 
 #[derive(Debug, Default)]
@@ -92,7 +95,7 @@ type Export<'a> = (String, &'a Node, &'a Template);
 /// same run, which resolve this one's `Fn::ImportValue`.
 fn lint_template(t: &Template, opts: &Options, exports: &[Export<'_>]) -> Vec<Finding> {
     let mut buildspecs = opts.buildspecs.clone();
-    buildspecs.extend(beside_buildspecs(t));
+    buildspecs.extend(beside_buildspecs(t, &opts.roots));
     let linked = link(t, exports);
     let own: Vec<&str> = t
         .root
@@ -110,10 +113,12 @@ fn lint_template(t: &Template, opts: &Options, exports: &[Export<'_>]) -> Vec<Fi
 /// The buildspec files CodeBuild projects of `t` read from their source
 /// (`buildspec.yml`, or the path in `BuildSpec`), when they sit beside the
 /// template — the usual layout of a repository scanned with `lint DIR`.
-fn beside_buildspecs(t: &Template) -> Vec<BuildspecFile> {
+fn beside_buildspecs(t: &Template, roots: &[PathBuf]) -> Vec<BuildspecFile> {
     let Some(dir) = Path::new(&t.path).parent() else {
         return Vec::new();
     };
+    let mut dirs: Vec<&Path> = vec![dir];
+    dirs.extend(roots.iter().map(PathBuf::as_path).filter(|r| *r != dir));
     let mut names: Vec<String> = Vec::new();
     for (_, res) in t
         .root
@@ -145,8 +150,10 @@ fn beside_buildspecs(t: &Template) -> Vec<BuildspecFile> {
     names
         .into_iter()
         .filter_map(|name| {
-            let p = dir.join(&name);
-            let text = fs::read_to_string(&p).ok()?;
+            let (p, text) = dirs.iter().find_map(|d| {
+                let p = d.join(&name);
+                fs::read_to_string(&p).ok().map(|t| (p, t))
+            })?;
             Some(BuildspecFile {
                 project: None,
                 path: p.display().to_string(),

@@ -445,3 +445,26 @@ fn buildspec_per_project() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("cannot read --buildspec Nope=missing.yml"));
 }
+
+#[test]
+fn a_repository_scan_reads_the_buildspec_at_its_root() {
+    // infra/pipeline.yaml has a project without inline BuildSpec; CodeBuild
+    // reads buildspec.yml at the source root, which is the scanned directory.
+    let dir = std::env::temp_dir().join(format!("fd-repo-{}", std::process::id()));
+    let infra = dir.join("infra");
+    std::fs::create_dir_all(&infra).unwrap();
+    let corpus =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/trap-buildspec-beside");
+    std::fs::copy(corpus.join("pipeline.yaml"), infra.join("pipeline.yaml")).unwrap();
+    std::fs::copy(corpus.join("buildspec.yml"), dir.join("buildspec.yml")).unwrap();
+    let o = run(&["lint", "--color", "never", dir.to_str().unwrap()]);
+    let out = stdout(&o);
+    assert!(out.contains("error[FD605]"), "{out}");
+    assert!(
+        out.contains(&format!("{}:8:7", dir.join("buildspec.yml").display())),
+        "{out}"
+    );
+    // The buildspec is used, not reported as a skipped non-template.
+    assert!(!stderr(&o).contains("skipped"), "{}", stderr(&o));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -290,6 +290,7 @@ fn buildspec_file_resolves_env_vars() {
             text: spec,
             beside: false,
         }],
+        ..Options::default()
     };
     let text = std::fs::read_to_string(root.join("file-buildspec.yaml")).unwrap();
     let (findings, _) = lint_source("file-buildspec.yaml", text, &opts)
