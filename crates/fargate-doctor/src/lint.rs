@@ -111,14 +111,43 @@ fn lint_template(t: &Template, opts: &Options, exports: &[Export<'_>]) -> Vec<Fi
 }
 
 /// The buildspec files CodeBuild projects of `t` read from their source
-/// (`buildspec.yml`, or the path in `BuildSpec`), when they sit beside the
-/// template — the usual layout of a repository scanned with `lint DIR`.
+/// (`buildspec.yml`, or the path in `BuildSpec`, relative to the source
+/// root), found beside the template or in a directory above it — the usual
+/// layout of a repository scanned with `lint DIR`.
 fn beside_buildspecs(t: &Template, roots: &[PathBuf]) -> Vec<BuildspecFile> {
     let Some(dir) = Path::new(&t.path).parent() else {
         return Vec::new();
     };
-    let mut dirs: Vec<&Path> = vec![dir];
-    dirs.extend(roots.iter().map(PathBuf::as_path).filter(|r| *r != dir));
+    // The source root is the template's directory or one above it (up to
+    // the repository root, the directory holding `.git`), or a scanned root.
+    // Relative ancestors first, so that paths in messages stay as given.
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    let absolute = fs::canonicalize(if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    })
+    .ok();
+    for start in [Some(dir.to_path_buf()), absolute].into_iter().flatten() {
+        for d in start.ancestors() {
+            let probe = if d.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                d
+            };
+            if !dirs.iter().any(|x| x == d) {
+                dirs.push(d.to_path_buf());
+            }
+            if probe.join(".git").exists() {
+                break;
+            }
+        }
+    }
+    for r in roots {
+        if !dirs.contains(r) {
+            dirs.push(r.clone());
+        }
+    }
     let mut names: Vec<String> = Vec::new();
     for (_, res) in t
         .root

@@ -162,7 +162,7 @@ pub fn buildspec(m: &Model<'_>, project: &Resource<'_>) -> Buildspec {
         },
         None => Buildspec::Unreadable {
             why: format!(
-                "project {} reads its buildspec from the file {file_ref} in the source, which is not beside the template (pass it with --buildspec {}=FILE to check it)",
+                "project {} reads its buildspec from the file {file_ref} in the source, which was not found beside the template or in a directory above it (pass it with --buildspec {}=FILE to check it)",
                 project.id, project.id
             ),
             anchor,
