@@ -489,11 +489,15 @@ impl<'t> Resolver<'t> {
         }
     }
 
+    /// A condition's value: from its expression when that is known (so a
+    /// condition built on another stays consistent with it), else the free
+    /// value assigned to it.
     fn cond_with(&self, name: &str, a: &Assignment<'_>, depth: usize) -> Option<bool> {
-        if let Some(v) = a.atoms.get(name) {
-            return Some(*v);
-        }
-        self.eval_with(self.conditions.get(name)?, a, depth)
+        let own = self
+            .conditions
+            .get(name)
+            .and_then(|n| self.eval_with(n, a, depth));
+        own.or_else(|| a.atoms.get(name).copied())
     }
 
     /// The text of `Fn::Sub`/`Fn::Join` when every part is known.
@@ -509,20 +513,32 @@ struct Assignment<'a> {
     atoms: HashMap<&'a str, bool>,
 }
 
-/// At most this many scenarios are checked; beyond it, conditions are
-/// evaluated with parameter defaults as one scenario.
+/// The values of one group's conditions.
+type Valuation = Vec<(String, Option<bool>)>;
+
+/// At most this many scenarios are checked: all combinations when they are
+/// few, else one baseline and each group of related conditions varied alone.
 const MAX_SCENARIOS: usize = 64;
+
+/// At most this many parameter combinations are tried for one group.
+const MAX_COMBOS: usize = 4096;
 
 /// A parameter value that differs from every value the template names.
 const OTHER: &str = "\u{0}other";
 
-/// The distinct consistent condition valuations of a template.
+/// The consistent condition valuations of a template worth checking.
 ///
 /// Each parameter a condition reads takes each of its `AllowedValues`, or
 /// else its default, every literal it is compared with and one other value;
 /// a condition that stays unknown (it reads `AWS::Region`, an import, ...)
-/// is a free boolean. `[None]` means "no conditions" (or too many
-/// combinations): evaluate with defaults.
+/// is a free boolean. Conditions that share a parameter (or refer to each
+/// other) form a group whose values are enumerated together, so the same
+/// parameter never takes two values in one scenario. When the product of
+/// the groups' valuations is small, every combination is a scenario; else
+/// the baseline (parameter defaults) and each group's other valuations with
+/// the rest at the baseline. A group too large to enumerate stays unknown
+/// (`Fn::If` on it is not guessed). `[None]` means no condition is used by
+/// a resource: evaluate with defaults.
 pub fn scenarios(root: &Node) -> Vec<Option<Scenario>> {
     let r = Resolver::new(root);
     if r.conditions.is_empty() {
@@ -530,32 +546,7 @@ pub fn scenarios(root: &Node) -> Vec<Option<Scenario>> {
     }
     let mut names: Vec<&str> = r.conditions.keys().copied().collect();
     names.sort_unstable();
-    // Parameters read by conditions, with the literals each is compared with.
-    let mut params: Vec<(&str, Vec<String>)> = Vec::new();
-    for name in &names {
-        if let Some(node) = r.conditions.get(name) {
-            walk_refs(node, &mut |n| {
-                let Some(("Fn::Equals", args)) = n.intrinsic() else {
-                    return;
-                };
-                let items = args.items();
-                for (a, b) in [(items.first(), items.get(1)), (items.get(1), items.first())] {
-                    let Some(("Ref", p)) = a.and_then(|a| a.intrinsic()) else {
-                        continue;
-                    };
-                    let Some(p) = p.as_str().filter(|p| r.params.contains_key(p)) else {
-                        continue;
-                    };
-                    let lit = b.and_then(|b| r.string(b));
-                    match params.iter_mut().find(|(x, _)| *x == p) {
-                        Some((_, l)) => l.extend(lit),
-                        None => params.push((p, lit.into_iter().collect())),
-                    }
-                }
-            });
-        }
-    }
-    // Conditions the resources use; scenarios differing only in others are one.
+    // Conditions the resources use; only their values make scenarios differ.
     let mut used: Vec<String> = Vec::new();
     if let Some(res) = root.get("Resources") {
         walk_refs(res, &mut |n| {
@@ -571,93 +562,227 @@ pub fn scenarios(root: &Node) -> Vec<Option<Scenario>> {
             }
         }
     }
+    used.retain(|u| r.conditions.contains_key(u.as_str()));
+    used.sort();
+    used.dedup();
     if used.is_empty() {
         return vec![None];
     }
-    for (p, cands) in &mut params {
-        let node = r.params.get(p).copied();
-        let allowed: Vec<String> = node
-            .and_then(|n| n.get("AllowedValues"))
-            .map(|l| l.items().iter().filter_map(|i| i.scalar()).collect())
-            .unwrap_or_default();
-        if allowed.is_empty() {
-            cands.extend(node.and_then(|n| n.get("Default")).and_then(|d| d.scalar()));
-            cands.push(OTHER.to_string());
-        } else {
-            *cands = allowed;
+    // Each condition's support: the parameters (with compared literals) and
+    // the conditions it reads, transitively.
+    let mut literals: HashMap<&str, Vec<String>> = HashMap::new();
+    let mut direct: HashMap<&str, (Vec<&str>, Vec<&str>)> = HashMap::new();
+    for name in &names {
+        let mut ps: Vec<&str> = Vec::new();
+        let mut cs: Vec<&str> = Vec::new();
+        if let Some(node) = r.conditions.get(name) {
+            walk_refs(node, &mut |n| match n.intrinsic() {
+                Some(("Fn::Equals", args)) => {
+                    let items = args.items();
+                    for (a, b) in [(items.first(), items.get(1)), (items.get(1), items.first())] {
+                        let Some(("Ref", p)) = a.and_then(|a| a.intrinsic()) else {
+                            continue;
+                        };
+                        let Some((p, _)) = p.as_str().and_then(|p| r.params.get_key_value(p))
+                        else {
+                            continue;
+                        };
+                        ps.push(p);
+                        literals
+                            .entry(p)
+                            .or_default()
+                            .extend(b.and_then(|b| r.string(b)));
+                    }
+                }
+                Some(("Condition", c)) => {
+                    if let Some((c, _)) = c.as_str().and_then(|c| r.conditions.get_key_value(c)) {
+                        cs.push(c);
+                    }
+                }
+                _ => {}
+            });
         }
-        cands.sort();
-        cands.dedup();
+        direct.insert(name, (ps, cs));
     }
-    let combos = |lens: &[usize]| -> Option<Vec<Vec<usize>>> {
-        let total = lens.iter().try_fold(1usize, |acc, l| acc.checked_mul(*l))?;
-        if total > 4096 {
-            return None;
+    // Group the used conditions whose supports overlap.
+    let mut groups: Vec<(Vec<&str>, Vec<&str>, Vec<&str>)> = Vec::new(); // (used, params, conditions)
+    for u in &used {
+        let (ps, cs) = support(&direct, u);
+        let mut merged = (vec![u.as_str()], ps, cs);
+        let mut rest = Vec::new();
+        for g in groups.drain(..) {
+            if g.1.iter().any(|p| merged.1.contains(p)) || g.2.iter().any(|c| merged.2.contains(c))
+            {
+                merged.0.extend(g.0);
+                merged.1.extend(g.1);
+                merged.2.extend(g.2);
+            } else {
+                rest.push(g);
+            }
         }
-        let mut out = vec![Vec::new()];
-        for l in lens {
-            out = out
-                .into_iter()
-                .flat_map(|prefix| {
-                    (0..*l).map(move |i| {
-                        let mut v = prefix.clone();
-                        v.push(i);
-                        v
-                    })
-                })
-                .collect();
-        }
-        Some(out)
-    };
-    let lens: Vec<usize> = params.iter().map(|(_, c)| c.len()).collect();
-    let Some(param_combos) = combos(&lens) else {
-        return vec![None];
-    };
-    let assign = |combo: &[usize], atoms: HashMap<&'static str, bool>| Assignment {
-        params: params
+        merged.1.sort_unstable();
+        merged.1.dedup();
+        merged.2.sort_unstable();
+        merged.2.dedup();
+        rest.push(merged);
+        groups = rest;
+    }
+    // Each group's valuations of its used conditions; the first is the
+    // baseline (defaults, or the other value; free conditions false).
+    let mut group_vals: Vec<Vec<Valuation>> = Vec::new();
+    for (gused, gparams, gconds) in &groups {
+        let cands: Vec<Vec<String>> = gparams
             .iter()
-            .zip(combo)
-            .map(|((p, c), i)| (*p, c[*i].clone()))
-            .collect(),
-        atoms: atoms.into_iter().collect(),
-    };
-    // Conditions unknown under some parameter values are free booleans.
-    let mut atoms: Vec<&str> = Vec::new();
-    for combo in &param_combos {
-        let a = assign(combo, HashMap::new());
-        for name in &names {
-            if r.cond_with(name, &a, 0).is_none() && !atoms.contains(name) {
-                atoms.push(name);
+            .map(|p| {
+                let node = r.params.get(p).copied();
+                let default = node.and_then(|n| n.get("Default")).and_then(|d| d.scalar());
+                let allowed: Vec<String> = node
+                    .and_then(|n| n.get("AllowedValues"))
+                    .map(|l| l.items().iter().filter_map(|i| i.scalar()).collect())
+                    .unwrap_or_default();
+                let mut c: Vec<String> = if allowed.is_empty() {
+                    let mut c = literals.get(p).cloned().unwrap_or_default();
+                    c.push(OTHER.to_string());
+                    c
+                } else {
+                    allowed
+                };
+                c.sort();
+                c.dedup();
+                // The baseline value first.
+                let first = default.filter(|d| c.contains(d)).unwrap_or_else(|| {
+                    c.iter()
+                        .find(|x| *x == OTHER)
+                        .cloned()
+                        .unwrap_or_else(|| c[0].clone())
+                });
+                c.retain(|x| *x != first);
+                c.insert(0, first);
+                c
+            })
+            .collect();
+        let unknown = || vec![gused.iter().map(|u| (u.to_string(), None)).collect()];
+        let total = cands
+            .iter()
+            .try_fold(1usize, |acc, c| acc.checked_mul(c.len()));
+        let Some(total) = total.filter(|t| *t <= MAX_COMBOS) else {
+            group_vals.push(unknown());
+            continue;
+        };
+        let assign = |i: usize| -> Assignment<'_> {
+            let mut rest = i;
+            let mut params = HashMap::new();
+            for (p, c) in gparams.iter().zip(&cands) {
+                params.insert(*p, c[rest % c.len()].clone());
+                rest /= c.len();
+            }
+            Assignment {
+                params,
+                atoms: HashMap::new(),
+            }
+        };
+        // Conditions of the group still unknown are free booleans.
+        let mut atoms: Vec<&str> = Vec::new();
+        for c in gconds {
+            let a = assign(0);
+            let mut a = a;
+            for x in &atoms {
+                a.atoms.insert(x, false);
+            }
+            if r.cond_with(c, &a, 0).is_none() {
+                atoms.push(c);
             }
         }
-    }
-    if atoms.len() > 6 {
-        return vec![None];
-    }
-    let mut out: Vec<Scenario> = Vec::new();
-    let atom_count = atoms.len();
-    for combo in &param_combos {
-        for bits in 0..(1u32 << atom_count) {
-            let mut a = assign(combo, HashMap::new());
-            for (i, name) in atoms.iter().take(atom_count).enumerate() {
-                a.atoms.insert(name, bits & (1 << i) != 0);
+        if atoms.len() > 6 || total << atoms.len() > MAX_COMBOS {
+            group_vals.push(unknown());
+            continue;
+        }
+        let mut vals: Vec<Valuation> = Vec::new();
+        for bits in 0..(1u32 << atoms.len()) {
+            for i in 0..total {
+                let mut a = assign(i);
+                for (k, x) in atoms.iter().enumerate() {
+                    a.atoms.insert(x, bits & (1 << k) != 0);
+                }
+                let v: Valuation = gused
+                    .iter()
+                    .map(|u| (u.to_string(), r.cond_with(u, &a, 0)))
+                    .collect();
+                if !vals.contains(&v) {
+                    vals.push(v);
+                }
             }
-            // Conditions the resources do not use are left out, so that
-            // messages only name conditions that matter.
-            let sc: Scenario = names
-                .iter()
-                .filter(|n| used.iter().any(|u| u == *n))
-                .map(|n| (n.to_string(), r.cond_with(n, &a, 0)))
-                .collect();
-            if !out.contains(&sc) {
-                out.push(sc);
-                if out.len() > MAX_SCENARIOS {
-                    return vec![None];
+        }
+        if vals.len() > MAX_SCENARIOS {
+            group_vals.push(unknown());
+        } else {
+            group_vals.push(vals);
+        }
+    }
+    let product = group_vals
+        .iter()
+        .try_fold(1usize, |acc, v| acc.checked_mul(v.len()))
+        .filter(|p| *p <= MAX_SCENARIOS);
+    let build = |choice: &[usize]| -> Scenario {
+        group_vals
+            .iter()
+            .zip(choice)
+            .flat_map(|(vals, i)| vals[*i].iter().cloned())
+            .collect()
+    };
+    let mut out: Vec<Scenario> = Vec::new();
+    match product {
+        Some(total) => {
+            for mut i in 0..total {
+                let choice: Vec<usize> = group_vals
+                    .iter()
+                    .map(|v| {
+                        let c = i % v.len();
+                        i /= v.len();
+                        c
+                    })
+                    .collect();
+                out.push(build(&choice));
+            }
+        }
+        None => {
+            let base = vec![0; group_vals.len()];
+            out.push(build(&base));
+            for (g, vals) in group_vals.iter().enumerate() {
+                for k in 1..vals.len() {
+                    let mut choice = base.clone();
+                    choice[g] = k;
+                    out.push(build(&choice));
                 }
             }
         }
     }
+    out.dedup();
     out.into_iter().map(Some).collect()
+}
+
+/// The parameters a condition reads and the conditions it depends on
+/// (itself included), transitively.
+fn support<'a>(
+    direct: &HashMap<&'a str, (Vec<&'a str>, Vec<&'a str>)>,
+    name: &'a str,
+) -> (Vec<&'a str>, Vec<&'a str>) {
+    let (mut ps, mut seen) = (Vec::new(), vec![name]);
+    let mut todo = vec![name];
+    while let Some(c) = todo.pop() {
+        if let Some((p, cs)) = direct.get(c) {
+            ps.extend(p.iter().copied());
+            for x in cs {
+                if !seen.contains(x) {
+                    seen.push(x);
+                    todo.push(x);
+                }
+            }
+        }
+    }
+    ps.sort_unstable();
+    ps.dedup();
+    (ps, seen)
 }
 
 fn walk_refs<'t>(n: &'t Node, f: &mut impl FnMut(&'t Node)) {
