@@ -434,7 +434,14 @@ fn check_project(m: &Model<'_>, out: &mut Sink<'_>, project: &Resource<'_>) {
     let privileged = env
         .and_then(|e| e.get("PrivilegedMode"))
         .and_then(|n| m.r.bool(n));
+    // Windows build images run docker without privileged mode (they do not
+    // support it); only Linux containers need it.
+    let windows = env
+        .and_then(|e| e.get("Type"))
+        .and_then(|n| m.r.string(n))
+        .is_some_and(|t| t.contains("WINDOWS"));
     if privileged != Some(true)
+        && !windows
         && let Some((line, _)) = commands.iter().find(|(_, c)| is_docker_command(c))
     {
         let pos = if env.is_some() {
@@ -442,7 +449,6 @@ fn check_project(m: &Model<'_>, out: &mut Sink<'_>, project: &Resource<'_>) {
         } else {
             anchor
         };
-        let _ = line;
         out.report(
             &FD607,
             project,
