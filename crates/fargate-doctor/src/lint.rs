@@ -97,12 +97,14 @@ fn lint_template(t: &Template, opts: &Options, exports: &[Export<'_>]) -> Vec<Fi
     let mut buildspecs = opts.buildspecs.clone();
     buildspecs.extend(beside_buildspecs(t, &opts.roots));
     let linked = link(t, exports);
+    let expanded = expand_definition_strings(linked.as_ref().unwrap_or(t));
     let own: Vec<&str> = t
         .root
         .get("Resources")
         .map(|r| r.entries().iter().map(|(k, _)| k.name.as_str()).collect())
         .unwrap_or_default();
-    check_scenarios(linked.as_ref().unwrap_or(t), &buildspecs)
+    let prepared = expanded.as_ref().or(linked.as_ref()).unwrap_or(t);
+    check_scenarios(prepared, &buildspecs)
         .into_iter()
         .filter(|f| !opts.ignore.iter().any(|c| c.eq_ignore_ascii_case(f.code)))
         // Resources merged in from another stack are reported with that stack.
@@ -277,6 +279,114 @@ fn link(t: &Template, table: &[Export<'_>]) -> Option<Template> {
         source: t.source.clone(),
         root,
     })
+}
+
+/// `t` with each Step Functions `DefinitionString` (JSON text, often a
+/// `Fn::Sub`) also given as a `Definition` object, so `ecs:runTask` states
+/// written as text are checked like those written as objects. `${Res}` and
+/// `${Res.Attr}` of this template's resources become `Ref`/`Fn::GetAtt`
+/// again; every node points at the `DefinitionString` line. `None` when
+/// there is nothing to expand.
+fn expand_definition_strings(t: &Template) -> Option<Template> {
+    let r = resolve::Resolver::new(&t.root);
+    let resources = t.root.get("Resources")?;
+    let mut defs: Vec<(String, Node)> = Vec::new();
+    for (k, res) in resources.entries() {
+        if res.get("Type").and_then(|x| x.as_str()) != Some("AWS::StepFunctions::StateMachine") {
+            continue;
+        }
+        let Some(props) = res.get("Properties") else {
+            continue;
+        };
+        if props.get("Definition").is_some() {
+            continue;
+        }
+        let Some((key, text)) = props.entry("DefinitionString") else {
+            continue;
+        };
+        let rendered = r.render(text);
+        if !rendered.contains(":ecs:runTask") {
+            continue;
+        }
+        let Ok(mut node) = template::parse(&t.path, &rendered) else {
+            continue;
+        };
+        let names: Vec<&str> = resources
+            .entries()
+            .iter()
+            .map(|(k, _)| k.name.as_str())
+            .collect();
+        restore_refs(&mut node, key.pos, &names);
+        defs.push((k.name.clone(), node));
+    }
+    if defs.is_empty() {
+        return None;
+    }
+    let mut root = t.root.clone();
+    let resources = root.entries_mut("Resources")?;
+    for (id, def) in defs {
+        let Some((_, res)) = resources.iter_mut().find(|(k, _)| k.name == id) else {
+            continue;
+        };
+        if let Value::Map(entries) = &mut res.value
+            && let Some((
+                _,
+                Node {
+                    value: Value::Map(props),
+                    ..
+                },
+            )) = entries.iter_mut().find(|(k, _)| k.name == "Properties")
+        {
+            props.push((
+                Key {
+                    name: "Definition".into(),
+                    pos: def.pos,
+                },
+                def,
+            ));
+        }
+    }
+    Some(Template {
+        path: t.path.clone(),
+        source: t.source.clone(),
+        root,
+    })
+}
+
+/// Moves every node to `pos` and turns `«Res»`/`«Res.Attr»` strings naming
+/// a resource back into `Ref`/`Fn::GetAtt`.
+fn restore_refs(n: &mut Node, pos: crate::template::Pos, resources: &[&str]) {
+    n.pos = pos;
+    if let Value::Str(s) = &n.value
+        && let Some(inner) = resolve::as_symbol(s)
+    {
+        let (res, attr) = match inner.split_once('.') {
+            Some((r, a)) => (r, Some(a)),
+            None => (inner, None),
+        };
+        if resources.contains(&res) {
+            let str_node = |v: &str| Node::new(pos, Value::Str(v.to_string()));
+            n.value = match attr {
+                None => Value::Intrinsic("Ref".into(), Box::new(str_node(res))),
+                Some(a) => Value::Intrinsic(
+                    "Fn::GetAtt".into(),
+                    Box::new(Node::new(pos, Value::Seq(vec![str_node(res), str_node(a)]))),
+                ),
+            };
+        }
+        return;
+    }
+    match &mut n.value {
+        Value::Seq(items) => items
+            .iter_mut()
+            .for_each(|i| restore_refs(i, pos, resources)),
+        Value::Map(entries) => entries.iter_mut().for_each(|(k, v)| {
+            k.pos = pos;
+            restore_refs(v, pos, resources)
+        }),
+        Value::Intrinsic(_, arg) => restore_refs(arg, pos, resources),
+        _ => {}
+    }
 }
 
 fn replace_imports(n: &mut Node, f: &mut impl FnMut(&Node) -> Option<Node>) {

@@ -169,8 +169,8 @@ impl<'t> Model<'t> {
                 out.push(Service::scheduled(self, *sc, ecs, "scheduled task"));
             }
         }
-        // Step Functions `ecs:runTask` states written as a `Definition`
-        // object (a `DefinitionString` is text and is not read).
+        // Step Functions `ecs:runTask` states in a `Definition` object (a
+        // `DefinitionString` is expanded into one before linting).
         for sm in self.of_type("AWS::StepFunctions::StateMachine") {
             let mut states = Vec::new();
             if let Some(def) = sm.prop("Definition") {
