@@ -84,7 +84,11 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
                     Severity::Error,
                     s.id.to_string(),
                     format!("{kind} {id} sets AssignPublicIp ENABLED but {{subnets}} no 0.0.0.0/0 route to an internet gateway, so the public IP reaches nothing"),
-                    "route 0.0.0.0/0 from the subnets' route table to an internet gateway, or use AssignPublicIp: DISABLED with a NAT gateway route or VPC endpoints".into(),
+                    if registries.iter().any(|(_, r)| matches!(r, Registry::Internet(_))) {
+                        "route 0.0.0.0/0 from the subnets' route table to an internet gateway, or use AssignPublicIp: DISABLED with a NAT gateway route (the image is outside AWS, so VPC endpoints cannot serve it)".into()
+                    } else {
+                        "route 0.0.0.0/0 from the subnets' route table to an internet gateway, or use AssignPublicIp: DISABLED with a NAT gateway route or VPC endpoints".into()
+                    },
                 ));
             }
             if e.nat || (e.igw && public) {
