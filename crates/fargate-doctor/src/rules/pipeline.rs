@@ -499,13 +499,23 @@ fn check_blue_green(
                 return;
             }
             let defs = pipeline::facts(&root, "imagedefinitions.json", &HashMap::new());
-            let writes = if defs.writes.is_empty() {
-                "never writes it".to_string()
+            // Writing the rolling deploy's file instead is the classic
+            // mistake; a buildspec that writes neither may call a script.
+            let (sev, writes) = if defs.writes.is_empty() {
+                (
+                    Severity::Note,
+                    "does not write it in its commands (a script it runs must)".to_string(),
+                )
             } else {
-                "writes only imagedefinitions.json, which blue/green deploys do not read".to_string()
+                (
+                    Severity::Error,
+                    "writes only imagedefinitions.json, which blue/green deploys do not read"
+                        .to_string(),
+                )
             };
-            out.report(
+            out.report_as(
                 &FD608,
+                sev,
                 p,
                 pos,
                 format!(
