@@ -13,7 +13,7 @@ super::declare_rules! {
     FD101 = (
         "no-image-pull-path",
         Error,
-        "Fargate service subnets have no route for pulling the image (no public IP + IGW, no NAT, missing VPC endpoints)"
+        "The subnets of a Fargate service or scheduled task have no route for pulling the image (no public IP + IGW, no NAT, missing VPC endpoints)"
     );
     FD102 = (
         "public-ip-without-igw",
