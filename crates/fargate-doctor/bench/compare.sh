@@ -90,6 +90,20 @@ echo
 echo "fargate-doctor found $ours of $total traps; cfn-lint found $theirs."
 echo
 
+# A directory of 100 templates: the rule fixtures (trap and fixed) and the
+# corpus (Copilot, CDK, conditions, ...), cycled to 100 files.
+DIR100="$(mktemp -d)"
+trap 'rm -rf "$DIR100"' EXIT
+mapfile -t pool < <(find "$FIXTURES" "$CRATE/tests/corpus" -type f \( -name '*.yaml' -o -name '*.yml' -o -name '*.template.json' \) | sort)
+i=0
+while (( i < 100 )); do
+  src="${pool[$((i % ${#pool[@]}))]}"
+  base="$(basename "$src")"
+  cp "$src" "$DIR100/$(printf '%03d' "$i")-${base}"
+  i=$((i + 1))
+done
+
+all100=("$DIR100"/*)
 files=("$FIXTURES"/*-fail.yaml)
 one="$FIXTURES/FD101-fail.yaml"
 echo "## Wall time"
@@ -99,6 +113,8 @@ if command -v hyperfine >/dev/null 2>&1; then
   hyperfine -N --warmup 2 --runs "$RUNS" --export-markdown "$md" \
     -n "cfn-lint, ${#files[@]} files" "cfn-lint ${files[*]}" \
     -n "fargate-doctor, ${#files[@]} files" "$BIN lint --fail-on never ${files[*]}" \
+    -n "cfn-lint, directory of 100 templates" "cfn-lint -- ${all100[*]}" \
+    -n "fargate-doctor, directory of 100 templates" "$BIN lint --fail-on never $DIR100" \
     -n "cfn-lint, 1 file" "cfn-lint $one" \
     -n "fargate-doctor, 1 file" "$BIN lint --fail-on never $one" \
     -i >&2
@@ -110,6 +126,8 @@ else
   echo "|---|---|"
   echo "| cfn-lint, ${#files[@]} files | $(t cfn-lint "${files[@]}") |"
   echo "| fargate-doctor, ${#files[@]} files | $(t "$BIN" lint --fail-on never "${files[@]}") |"
+  echo "| cfn-lint, directory of 100 templates | $(t cfn-lint -- "${all100[@]}") |"
+  echo "| fargate-doctor, directory of 100 templates | $(t "$BIN" lint --fail-on never "$DIR100") |"
   echo "| cfn-lint, 1 file | $(t cfn-lint "$one") |"
   echo "| fargate-doctor, 1 file | $(t "$BIN" lint --fail-on never "$one") |"
 fi

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::lint::{self, Options};
+use crate::model::pipeline::BuildspecFile;
 use crate::output;
 use crate::rules::{self, RULES, Severity};
 use crate::{explain, imagedefs};
@@ -54,9 +55,11 @@ struct LintArgs {
     /// Rule codes to skip (repeatable or comma-separated).
     #[arg(long, value_delimiter = ',')]
     ignore: Vec<String>,
-    /// The buildspec file of CodeBuild projects whose buildspec is not inline.
-    #[arg(long)]
-    buildspec: Option<PathBuf>,
+    /// Buildspec of a CodeBuild project whose buildspec is not inline:
+    /// PROJECT=FILE (logical ID or Name; repeatable), or FILE for every such
+    /// project. A buildspec.yml beside a template is read without it.
+    #[arg(long, value_name = "[PROJECT=]FILE")]
+    buildspec: Vec<String>,
     /// Colour for text output (auto: only on a terminal, and not when NO_COLOR is set).
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     color: ColorChoice,
@@ -159,26 +162,46 @@ fn run_lint(a: LintArgs) -> u8 {
             ));
         }
     }
-    let buildspec = match &a.buildspec {
-        Some(p) => match std::fs::read_to_string(p) {
-            Ok(t) => Some((p.display().to_string(), t)),
-            Err(e) => return fail(format!("cannot read --buildspec {}: {e}", p.display())),
-        },
-        None => None,
-    };
+    let mut buildspecs = Vec::new();
+    for arg in &a.buildspec {
+        // PROJECT=FILE; a FILE whose path holds '=' needs a project prefix.
+        let (project, path) = match arg.split_once('=') {
+            Some((p, f)) if !p.is_empty() && !p.contains(['/', '\\', '.']) => {
+                (Some(p.to_string()), f)
+            }
+            _ => (None, arg.as_str()),
+        };
+        match std::fs::read_to_string(path) {
+            Ok(text) => buildspecs.push(BuildspecFile {
+                project,
+                path: path.to_string(),
+                text,
+                beside: false,
+            }),
+            Err(e) => return fail(format!("cannot read --buildspec {arg}: {path}: {e}")),
+        }
+    }
     let files = match lint::collect_files(&a.paths) {
         Ok(f) => f,
         Err(e) => return fail(e),
     };
     let opts = Options {
         ignore: a.ignore.iter().map(|c| c.to_ascii_uppercase()).collect(),
-        buildspec,
+        buildspecs,
+        roots: a.paths.iter().filter(|p| p.is_dir()).cloned().collect(),
     };
     let report = lint::lint_files(&files, &opts);
-    for s in &report.skipped {
-        eprintln!(
+    // One line for many (a cdk.out holds manifests, trees and assets).
+    match report.skipped.as_slice() {
+        [] => {}
+        [s] => eprintln!(
             "note: skipped {s}: not a CloudFormation template (no Resources or AWSTemplateFormatVersion)"
-        );
+        ),
+        many => eprintln!(
+            "note: skipped {} files that are not CloudFormation templates (no Resources or AWSTemplateFormatVersion), e.g. {}",
+            many.len(),
+            many.iter().take(3).cloned().collect::<Vec<_>>().join(", ")
+        ),
     }
     for e in &report.errors {
         eprintln!("error: {e}");

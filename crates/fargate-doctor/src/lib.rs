@@ -7,7 +7,9 @@
 //! [`model`] gives typed views (services, task definitions, subnets,
 //! pipelines) → [`rules`] check them and report [`rules::Finding`]s →
 //! [`output`] prints text, JSON or SARIF. [`lint`] drives it over files and
-//! directories; [`cli`] is the command line.
+//! directories (with [`stacks`] linking the templates of one run, and each
+//! template checked once per consistent set of condition values); [`cli`]
+//! is the command line.
 
 pub mod cli;
 pub mod explain;
@@ -17,4 +19,5 @@ pub mod model;
 pub mod output;
 pub mod resolve;
 pub mod rules;
+pub mod stacks;
 pub mod template;

@@ -31,7 +31,16 @@ pub struct Resolver<'t> {
     params: HashMap<&'t str, &'t Node>,
     resources: HashMap<&'t str, &'t Node>,
     conditions: HashMap<&'t str, &'t Node>,
+    mappings: Option<&'t Node>,
+    /// The condition values of the scenario being checked (see
+    /// [`scenarios`]); `None` evaluates conditions with parameter defaults.
+    scenario: Option<Scenario>,
 }
+
+/// One consistent set of condition values: the same condition is the same
+/// boolean everywhere in one evaluation. `None` for a condition that stays
+/// unknown in this scenario.
+pub type Scenario = std::collections::BTreeMap<String, Option<bool>>;
 
 impl<'t> Resolver<'t> {
     pub fn new(root: &'t Node) -> Self {
@@ -51,7 +60,34 @@ impl<'t> Resolver<'t> {
             params: collect("Parameters"),
             resources: collect("Resources"),
             conditions: collect("Conditions"),
+            mappings: root.get("Mappings"),
+            scenario: None,
         }
+    }
+
+    /// A resolver that takes condition values from `scenario`.
+    pub fn with_scenario(root: &'t Node, scenario: Option<Scenario>) -> Self {
+        Resolver {
+            scenario,
+            ..Resolver::new(root)
+        }
+    }
+
+    /// Whether a parameter of this name exists and has no `Default`.
+    pub fn param_without_default(&self, name: &str) -> bool {
+        self.params
+            .get(name)
+            .is_some_and(|p| p.get("Default").is_none())
+    }
+
+    /// `Some((name, default))` when `n` is `Ref` to a parameter.
+    pub fn param_ref(&self, n: &'t Node) -> Option<(&'t str, Option<String>)> {
+        let ("Ref", arg) = n.intrinsic()? else {
+            return None;
+        };
+        let name = arg.as_str()?;
+        let (k, p) = self.params.get_key_value(name)?;
+        Some((k, p.get("Default").and_then(|d| d.scalar())))
     }
 
     pub fn is_resource(&self, id: &str) -> bool {
@@ -136,10 +172,34 @@ impl<'t> Resolver<'t> {
                 Some(s) => Res::Text(s),
                 None => Res::Unknown(format!("{f} with values only known at deploy time")),
             },
-            "Fn::ImportValue" => Res::Unknown(match self.string(arg) {
-                Some(s) => format!("Fn::ImportValue {s}"),
-                None => "Fn::ImportValue".into(),
-            }),
+            "Fn::FindInMap" => {
+                let items = arg.items();
+                let keys: Option<Vec<String>> =
+                    items.iter().take(3).map(|i| self.string(i)).collect();
+                match keys {
+                    Some(k) if k.len() == 3 => match self
+                        .mappings
+                        .and_then(|m| m.get(&k[0]))
+                        .and_then(|m| m.get(&k[1]))
+                        .and_then(|m| m.get(&k[2]))
+                    {
+                        Some(v) => self.resolve_depth(v, depth + 1),
+                        None => Res::Unknown(format!(
+                            "Fn::FindInMap {}.{}.{} (not in Mappings)",
+                            k[0], k[1], k[2]
+                        )),
+                    },
+                    _ => Res::Unknown("Fn::FindInMap with keys only known at deploy time".into()),
+                }
+            }
+            // The export name as written, with `${Param}` for unknown parts.
+            "Fn::ImportValue" => Res::Unknown(format!(
+                "Fn::ImportValue {}",
+                self.render(arg)
+                    .replace("«parameter ", "${")
+                    .replace('«', "${")
+                    .replace('»', "}")
+            )),
             other => Res::Unknown(other.to_string()),
         }
     }
@@ -177,6 +237,36 @@ impl<'t> Resolver<'t> {
 
     /// A list value: its items, or a description of why it is unknown.
     pub fn list(&self, n: &'t Node) -> Result<Vec<Res<'t>>, String> {
+        // `!Split [",", X]`: the items of X when it is a `!Join` with the same
+        // separator (an export of a list, merged in from another stack), or
+        // its text split; else the list comes from wherever X does.
+        if let Some(("Fn::Split", arg)) = n.intrinsic() {
+            let items = arg.items();
+            let (Some(sep), Some(src)) = (items.first().and_then(|s| s.as_str()), items.get(1))
+            else {
+                return Err("Fn::Split".into());
+            };
+            if let Some(("Fn::Join", j)) = src.intrinsic()
+                && j.items().first().and_then(|s| s.as_str()) == Some(sep)
+                && let Some(list) = j.items().get(1)
+            {
+                return self.list(list);
+            }
+            return match self.resolve(src) {
+                Res::Lit(l) if l.intrinsic().is_none() => match l.scalar() {
+                    Some(t) => Ok(t
+                        .split(sep)
+                        .map(|p| Res::Text(p.trim().to_string()))
+                        .collect()),
+                    None => Err("a value that is not a list".into()),
+                },
+                Res::Text(t) => Ok(t
+                    .split(sep)
+                    .map(|p| Res::Text(p.trim().to_string()))
+                    .collect()),
+                other => Err(describe(&other)),
+            };
+        }
         match self.resolve(n) {
             Res::Lit(l) => match &l.value {
                 Value::Seq(items) => Ok(items
@@ -200,12 +290,24 @@ impl<'t> Resolver<'t> {
     /// A best-effort rendering of a string with `*` for parts only known at
     /// deploy time (used to recognise shapes such as ECR image URIs).
     pub fn shape(&self, n: &'t Node) -> String {
-        self.shape_depth(n, 0)
+        self.shape_depth(n, 0, false)
     }
 
-    fn shape_depth(&self, n: &'t Node, depth: usize) -> String {
+    /// Like [`Resolver::shape`], but a part only known at deploy time is
+    /// written `«parameter Name»` (see [`symbol`]) instead of `*`, so that
+    /// text such as an inline buildspec can be compared with other values
+    /// that come from the same parameter, and messages never show a bare `*`.
+    pub fn render(&self, n: &'t Node) -> String {
+        self.shape_depth(n, 0, true)
+    }
+
+    fn unknown(&self, sym: bool, what: impl FnOnce() -> String) -> String {
+        if sym { symbol(&what()) } else { "*".into() }
+    }
+
+    fn shape_depth(&self, n: &'t Node, depth: usize, sym: bool) -> String {
         if depth > 16 {
-            return "*".into();
+            return self.unknown(sym, || "a deeply nested expression".into());
         }
         match n.intrinsic() {
             Some(("Fn::Sub", arg)) => {
@@ -222,8 +324,8 @@ impl<'t> Resolver<'t> {
                     .map(|p| match p {
                         Part::Lit(l) => l,
                         Part::Var(v) => match vars.and_then(|m| m.get(&v)) {
-                            Some(node) => self.shape_depth(node, depth + 1),
-                            None => self.var_shape(&v),
+                            Some(node) => self.shape_depth(node, depth + 1, sym),
+                            None => self.var_shape(&v, sym),
                         },
                     })
                     .collect()
@@ -235,58 +337,74 @@ impl<'t> Resolver<'t> {
                     Some(Res::Lit(list)) => list
                         .items()
                         .iter()
-                        .map(|i| self.shape_depth(i, depth + 1))
+                        .map(|i| self.shape_depth(i, depth + 1, sym))
                         .collect::<Vec<_>>()
                         .join(sep),
-                    _ => "*".into(),
+                    Some(other) => self.unknown(sym, || describe(&other)),
+                    None => self.unknown(sym, || "Fn::Join".into()),
                 }
             }
+            Some(("Ref", arg)) if arg.as_str() == Some("AWS::URLSuffix") => "amazonaws.com".into(),
             Some(("Fn::GetAtt", _)) | Some(("Ref", _)) => match self.resolve(n) {
-                Res::Lit(l) => l.scalar().unwrap_or_else(|| "*".into()),
+                Res::Lit(l) => l
+                    .scalar()
+                    .unwrap_or_else(|| self.unknown(sym, || "a non-scalar value".into())),
                 Res::Text(t) => t,
-                Res::Resource { id, attr } => self.resource_shape(id, attr),
-                _ => "*".into(),
+                Res::Resource { id, attr } => self.resource_shape(id, attr, sym),
+                other => self.unknown(sym, || describe(&other)),
             },
             Some(_) => match self.resolve_depth(n, depth + 1) {
-                Res::Lit(l) if l.intrinsic().is_none() => l.scalar().unwrap_or_else(|| "*".into()),
-                Res::Lit(l) => self.shape_depth(l, depth + 1),
+                Res::Lit(l) if l.intrinsic().is_none() => l
+                    .scalar()
+                    .unwrap_or_else(|| self.unknown(sym, || "a non-scalar value".into())),
+                Res::Lit(l) => self.shape_depth(l, depth + 1, sym),
                 Res::Text(t) => t,
-                _ => "*".into(),
+                other => self.unknown(sym, || describe(&other)),
             },
-            None => n.scalar().unwrap_or_else(|| "*".into()),
+            None => n
+                .scalar()
+                .unwrap_or_else(|| self.unknown(sym, || "a non-scalar value".into())),
         }
     }
 
-    fn var_shape(&self, v: &str) -> String {
+    fn var_shape(&self, v: &str, sym: bool) -> String {
+        if v == "AWS::URLSuffix" {
+            return "amazonaws.com".into();
+        }
         if let Some((res, attr)) = v.split_once('.')
             && self.resources.contains_key(res)
         {
-            return self.resource_shape(res, Some(attr));
+            return self.resource_shape(res, Some(attr), sym);
         }
         if let Some(p) = self.params.get(v) {
             return p
                 .get("Default")
                 .and_then(|d| d.scalar())
-                .unwrap_or_else(|| "*".into());
+                .unwrap_or_else(|| self.unknown(sym, || format!("parameter {v}")));
         }
         if self.resources.contains_key(v) {
-            return self.resource_shape(v, None);
+            return self.resource_shape(v, None, sym);
         }
-        "*".into()
+        self.unknown(sym, || v.to_string())
     }
 
-    fn resource_shape(&self, id: &str, attr: Option<&str>) -> String {
+    fn resource_shape(&self, id: &str, attr: Option<&str>, sym: bool) -> String {
         let ty = self
             .resources
             .get(id)
             .and_then(|r| r.get("Type"))
             .and_then(|t| t.as_str())
             .unwrap_or("");
+        let what = || match attr {
+            Some(a) => format!("{id}.{a}"),
+            None => id.to_string(),
+        };
         match (ty, attr) {
-            ("AWS::ECR::Repository", Some("RepositoryUri")) => "*.dkr.ecr.*.amazonaws.com/*".into(),
+            ("AWS::ECR::Repository", Some("RepositoryUri")) => {
+                format!("*.dkr.ecr.*.amazonaws.com/{}", self.unknown(sym, what))
+            }
             ("AWS::SecretsManager::Secret", None) => "arn:aws:secretsmanager:*".into(),
-            ("AWS::SSM::Parameter", None) => "*".into(),
-            _ => "*".into(),
+            _ => self.unknown(sym, what),
         }
     }
 
@@ -299,6 +417,9 @@ impl<'t> Resolver<'t> {
     fn condition_depth(&self, name: &str, depth: usize) -> Option<bool> {
         if depth > 16 {
             return None;
+        }
+        if let Some(sc) = &self.scenario {
+            return sc.get(name).copied().flatten();
         }
         let node = self.conditions.get(name)?;
         self.eval(node, depth + 1)
@@ -327,10 +448,350 @@ impl<'t> Resolver<'t> {
         }
     }
 
+    /// Whether the resolver follows a scenario (see [`scenarios`]).
+    pub fn has_scenario(&self) -> bool {
+        self.scenario.is_some()
+    }
+
+    /// A condition under given parameter values and free condition values.
+    fn eval_with(&self, n: &'t Node, a: &Assignment<'_>, depth: usize) -> Option<bool> {
+        if depth > 16 {
+            return None;
+        }
+        let (f, arg) = n.intrinsic()?;
+        let items = arg.items();
+        let side = |x: &'t Node| -> Option<String> {
+            if let Some(("Ref", r)) = x.intrinsic()
+                && let Some(v) = r.as_str().and_then(|name| a.params.get(name))
+            {
+                return Some(v.to_string());
+            }
+            self.string(x)
+        };
+        match f {
+            "Fn::Equals" => Some(side(items.first()?)? == side(items.get(1)?)?),
+            "Fn::Not" => self.eval_with(items.first()?, a, depth + 1).map(|b| !b),
+            "Fn::And" | "Fn::Or" => {
+                let vals: Option<Vec<bool>> = items
+                    .iter()
+                    .map(|i| self.eval_with(i, a, depth + 1))
+                    .collect();
+                vals.map(|v| {
+                    if f == "Fn::And" {
+                        v.iter().all(|b| *b)
+                    } else {
+                        v.iter().any(|b| *b)
+                    }
+                })
+            }
+            "Condition" => self.cond_with(arg.as_str()?, a, depth + 1),
+            _ => None,
+        }
+    }
+
+    /// A condition's value: from its expression when that is known (so a
+    /// condition built on another stays consistent with it), else the free
+    /// value assigned to it.
+    fn cond_with(&self, name: &str, a: &Assignment<'_>, depth: usize) -> Option<bool> {
+        let own = self
+            .conditions
+            .get(name)
+            .and_then(|n| self.eval_with(n, a, depth));
+        own.or_else(|| a.atoms.get(name).copied())
+    }
+
     /// The text of `Fn::Sub`/`Fn::Join` when every part is known.
     fn text(&self, n: &'t Node, depth: usize) -> Option<String> {
-        let s = self.shape_depth(n, depth);
+        let s = self.shape_depth(n, depth, false);
         if s.contains('*') { None } else { Some(s) }
+    }
+}
+
+/// Parameter values and free condition values for one evaluation.
+struct Assignment<'a> {
+    params: HashMap<&'a str, String>,
+    atoms: HashMap<&'a str, bool>,
+}
+
+/// The values of one group's conditions.
+type Valuation = Vec<(String, Option<bool>)>;
+
+/// At most this many scenarios are checked: all combinations when they are
+/// few, else one baseline and each group of related conditions varied alone.
+const MAX_SCENARIOS: usize = 64;
+
+/// At most this many parameter combinations are tried for one group.
+const MAX_COMBOS: usize = 4096;
+
+/// A parameter value that differs from every value the template names.
+const OTHER: &str = "\u{0}other";
+
+/// The consistent condition valuations of a template worth checking.
+///
+/// Each parameter a condition reads takes each of its `AllowedValues`, or
+/// else its default, every literal it is compared with and one other value;
+/// a condition that stays unknown (it reads `AWS::Region`, an import, ...)
+/// is a free boolean. Conditions that share a parameter (or refer to each
+/// other) form a group whose values are enumerated together, so the same
+/// parameter never takes two values in one scenario. When the product of
+/// the groups' valuations is small, every combination is a scenario; else
+/// the baseline (parameter defaults) and each group's other valuations with
+/// the rest at the baseline. A group too large to enumerate stays unknown
+/// (`Fn::If` on it is not guessed). `[None]` means no condition is used by
+/// a resource: evaluate with defaults.
+pub fn scenarios(root: &Node) -> Vec<Option<Scenario>> {
+    let r = Resolver::new(root);
+    if r.conditions.is_empty() {
+        return vec![None];
+    }
+    let mut names: Vec<&str> = r.conditions.keys().copied().collect();
+    names.sort_unstable();
+    // Conditions the resources use; only their values make scenarios differ.
+    let mut used: Vec<String> = Vec::new();
+    if let Some(res) = root.get("Resources") {
+        walk_refs(res, &mut |n| {
+            if let Some(("Fn::If", a)) = n.intrinsic()
+                && let Some(c) = a.items().first().and_then(|c| c.as_str())
+            {
+                used.push(c.to_string());
+            }
+        });
+        for (_, v) in res.entries() {
+            if let Some(c) = v.get("Condition").and_then(|c| c.as_str()) {
+                used.push(c.to_string());
+            }
+        }
+    }
+    used.retain(|u| r.conditions.contains_key(u.as_str()));
+    used.sort();
+    used.dedup();
+    if used.is_empty() {
+        return vec![None];
+    }
+    // Each condition's support: the parameters (with compared literals) and
+    // the conditions it reads, transitively.
+    let mut literals: HashMap<&str, Vec<String>> = HashMap::new();
+    let mut direct: HashMap<&str, (Vec<&str>, Vec<&str>)> = HashMap::new();
+    for name in &names {
+        let mut ps: Vec<&str> = Vec::new();
+        let mut cs: Vec<&str> = Vec::new();
+        if let Some(node) = r.conditions.get(name) {
+            walk_refs(node, &mut |n| match n.intrinsic() {
+                Some(("Fn::Equals", args)) => {
+                    let items = args.items();
+                    for (a, b) in [(items.first(), items.get(1)), (items.get(1), items.first())] {
+                        let Some(("Ref", p)) = a.and_then(|a| a.intrinsic()) else {
+                            continue;
+                        };
+                        let Some((p, _)) = p.as_str().and_then(|p| r.params.get_key_value(p))
+                        else {
+                            continue;
+                        };
+                        ps.push(p);
+                        literals
+                            .entry(p)
+                            .or_default()
+                            .extend(b.and_then(|b| r.string(b)));
+                    }
+                }
+                Some(("Condition", c)) => {
+                    if let Some((c, _)) = c.as_str().and_then(|c| r.conditions.get_key_value(c)) {
+                        cs.push(c);
+                    }
+                }
+                _ => {}
+            });
+        }
+        direct.insert(name, (ps, cs));
+    }
+    // Group the used conditions whose supports overlap.
+    let mut groups: Vec<(Vec<&str>, Vec<&str>, Vec<&str>)> = Vec::new(); // (used, params, conditions)
+    for u in &used {
+        let (ps, cs) = support(&direct, u);
+        let mut merged = (vec![u.as_str()], ps, cs);
+        let mut rest = Vec::new();
+        for g in groups.drain(..) {
+            if g.1.iter().any(|p| merged.1.contains(p)) || g.2.iter().any(|c| merged.2.contains(c))
+            {
+                merged.0.extend(g.0);
+                merged.1.extend(g.1);
+                merged.2.extend(g.2);
+            } else {
+                rest.push(g);
+            }
+        }
+        merged.1.sort_unstable();
+        merged.1.dedup();
+        merged.2.sort_unstable();
+        merged.2.dedup();
+        rest.push(merged);
+        groups = rest;
+    }
+    // Each group's valuations of its used conditions; the first is the
+    // baseline (defaults, or the other value; free conditions false).
+    let mut group_vals: Vec<Vec<Valuation>> = Vec::new();
+    for (gused, gparams, gconds) in &groups {
+        let cands: Vec<Vec<String>> = gparams
+            .iter()
+            .map(|p| {
+                let node = r.params.get(p).copied();
+                let default = node.and_then(|n| n.get("Default")).and_then(|d| d.scalar());
+                let allowed: Vec<String> = node
+                    .and_then(|n| n.get("AllowedValues"))
+                    .map(|l| l.items().iter().filter_map(|i| i.scalar()).collect())
+                    .unwrap_or_default();
+                let mut c: Vec<String> = if allowed.is_empty() {
+                    let mut c = literals.get(p).cloned().unwrap_or_default();
+                    c.push(OTHER.to_string());
+                    c
+                } else {
+                    allowed
+                };
+                c.sort();
+                c.dedup();
+                // The baseline value first.
+                let first = default.filter(|d| c.contains(d)).unwrap_or_else(|| {
+                    c.iter()
+                        .find(|x| *x == OTHER)
+                        .cloned()
+                        .unwrap_or_else(|| c[0].clone())
+                });
+                c.retain(|x| *x != first);
+                c.insert(0, first);
+                c
+            })
+            .collect();
+        let unknown = || vec![gused.iter().map(|u| (u.to_string(), None)).collect()];
+        let total = cands
+            .iter()
+            .try_fold(1usize, |acc, c| acc.checked_mul(c.len()));
+        let Some(total) = total.filter(|t| *t <= MAX_COMBOS) else {
+            group_vals.push(unknown());
+            continue;
+        };
+        let assign = |i: usize| -> Assignment<'_> {
+            let mut rest = i;
+            let mut params = HashMap::new();
+            for (p, c) in gparams.iter().zip(&cands) {
+                params.insert(*p, c[rest % c.len()].clone());
+                rest /= c.len();
+            }
+            Assignment {
+                params,
+                atoms: HashMap::new(),
+            }
+        };
+        // Conditions of the group still unknown are free booleans.
+        let mut atoms: Vec<&str> = Vec::new();
+        for c in gconds {
+            let a = assign(0);
+            let mut a = a;
+            for x in &atoms {
+                a.atoms.insert(x, false);
+            }
+            if r.cond_with(c, &a, 0).is_none() {
+                atoms.push(c);
+            }
+        }
+        if atoms.len() > 6 || total << atoms.len() > MAX_COMBOS {
+            group_vals.push(unknown());
+            continue;
+        }
+        let mut vals: Vec<Valuation> = Vec::new();
+        for bits in 0..(1u32 << atoms.len()) {
+            for i in 0..total {
+                let mut a = assign(i);
+                for (k, x) in atoms.iter().enumerate() {
+                    a.atoms.insert(x, bits & (1 << k) != 0);
+                }
+                let v: Valuation = gused
+                    .iter()
+                    .map(|u| (u.to_string(), r.cond_with(u, &a, 0)))
+                    .collect();
+                if !vals.contains(&v) {
+                    vals.push(v);
+                }
+            }
+        }
+        if vals.len() > MAX_SCENARIOS {
+            group_vals.push(unknown());
+        } else {
+            group_vals.push(vals);
+        }
+    }
+    let product = group_vals
+        .iter()
+        .try_fold(1usize, |acc, v| acc.checked_mul(v.len()))
+        .filter(|p| *p <= MAX_SCENARIOS);
+    let build = |choice: &[usize]| -> Scenario {
+        group_vals
+            .iter()
+            .zip(choice)
+            .flat_map(|(vals, i)| vals[*i].iter().cloned())
+            .collect()
+    };
+    let mut out: Vec<Scenario> = Vec::new();
+    match product {
+        Some(total) => {
+            for mut i in 0..total {
+                let choice: Vec<usize> = group_vals
+                    .iter()
+                    .map(|v| {
+                        let c = i % v.len();
+                        i /= v.len();
+                        c
+                    })
+                    .collect();
+                out.push(build(&choice));
+            }
+        }
+        None => {
+            let base = vec![0; group_vals.len()];
+            out.push(build(&base));
+            for (g, vals) in group_vals.iter().enumerate() {
+                for k in 1..vals.len() {
+                    let mut choice = base.clone();
+                    choice[g] = k;
+                    out.push(build(&choice));
+                }
+            }
+        }
+    }
+    out.dedup();
+    out.into_iter().map(Some).collect()
+}
+
+/// The parameters a condition reads and the conditions it depends on
+/// (itself included), transitively.
+fn support<'a>(
+    direct: &HashMap<&'a str, (Vec<&'a str>, Vec<&'a str>)>,
+    name: &'a str,
+) -> (Vec<&'a str>, Vec<&'a str>) {
+    let (mut ps, mut seen) = (Vec::new(), vec![name]);
+    let mut todo = vec![name];
+    while let Some(c) = todo.pop() {
+        if let Some((p, cs)) = direct.get(c) {
+            ps.extend(p.iter().copied());
+            for x in cs {
+                if !seen.contains(x) {
+                    seen.push(x);
+                    todo.push(x);
+                }
+            }
+        }
+    }
+    ps.sort_unstable();
+    ps.dedup();
+    (ps, seen)
+}
+
+fn walk_refs<'t>(n: &'t Node, f: &mut impl FnMut(&'t Node)) {
+    f(n);
+    match &n.value {
+        Value::Seq(items) => items.iter().for_each(|i| walk_refs(i, f)),
+        Value::Map(entries) => entries.iter().for_each(|(_, v)| walk_refs(v, f)),
+        Value::Intrinsic(_, arg) => walk_refs(arg, f),
+        _ => {}
     }
 }
 
@@ -340,6 +801,16 @@ fn split_list(s: &str) -> Vec<Res<'static>> {
         .filter(|p| !p.is_empty())
         .map(|p| Res::Text(p.to_string()))
         .collect()
+}
+
+/// Marks a part of rendered text that is only known at deploy time.
+pub fn symbol(what: &str) -> String {
+    format!("«{what}»")
+}
+
+/// The description inside a [`symbol`], if `s` is exactly one.
+pub fn as_symbol(s: &str) -> Option<&str> {
+    s.strip_prefix('«')?.strip_suffix('»')
 }
 
 /// Describes where a value comes from, for messages ("parameter Subnets").
@@ -379,5 +850,51 @@ mod tests {
             "*.dkr.ecr.*.amazonaws.com/*:latest"
         );
         assert_eq!(r.resource_id(out.get("E").unwrap()), Some("Repo"));
+    }
+
+    #[test]
+    fn scenarios_keep_one_boolean_per_condition() {
+        let t = parse(
+            "t.yaml",
+            "Parameters:\n  Launch: {Type: String, Default: Fargate, AllowedValues: [Fargate, EC2]}\nConditions:\n  Fargate: !Equals [!Ref Launch, Fargate]\n  EC2: !Equals [!Ref Launch, EC2]\n  Prod: !Equals [!Ref 'AWS::StackName', prod]\nResources:\n  A: {Type: X, Condition: EC2, Properties: {M: !If [Fargate, awsvpc, bridge]}}\n  B: {Type: X, Condition: Prod}\n",
+        )
+        .unwrap();
+        let sc = scenarios(&t);
+        // Launch takes 2 values, Prod (unknown) is free: 4 consistent sets,
+        // and never Fargate and EC2 together.
+        assert_eq!(sc.len(), 4);
+        for s in sc.iter().flatten() {
+            assert_ne!(s["Fargate"], s["EC2"]);
+            let r = Resolver::with_scenario(&t, Some(s.clone()));
+            let m = t
+                .get("Resources")
+                .and_then(|r| r.get("A"))
+                .and_then(|a| a.get("Properties"))
+                .and_then(|p| p.get("M"))
+                .unwrap();
+            let want = if s["Fargate"] == Some(true) {
+                "awsvpc"
+            } else {
+                "bridge"
+            };
+            assert_eq!(r.string(m).as_deref(), Some(want));
+        }
+    }
+
+    #[test]
+    fn find_in_map_sub_maps_and_url_suffix() {
+        let t = parse(
+            "t.yaml",
+            "Parameters:\n  Size: {Type: String, Default: small}\n  Repo: {Type: String}\nMappings:\n  S: {small: {Cpu: 256}}\nOut:\n  A: !FindInMap [S, !Ref Size, Cpu]\n  B: !Sub ['name ${N}', {N: !Ref Repo}]\n  C: !Sub '1.dkr.ecr.${AWS::Region}.${AWS::URLSuffix}/r:1'\n",
+        )
+        .unwrap();
+        let r = Resolver::new(&t);
+        let out = t.get("Out").unwrap();
+        assert_eq!(r.int(out.get("A").unwrap()), Some(256));
+        assert_eq!(r.render(out.get("B").unwrap()), "name «parameter Repo»");
+        assert_eq!(
+            r.shape(out.get("C").unwrap()),
+            "1.dkr.ecr.*.amazonaws.com/r:1"
+        );
     }
 }

@@ -386,3 +386,85 @@ fn explain_tasks() {
     assert_eq!(wrong.status.code(), Some(2));
     assert!(stderr(&wrong).contains("expected a DescribeTasks response"));
 }
+
+#[test]
+fn parse_errors_name_the_duplicate_and_never_say_no_problems() {
+    let dir = std::env::temp_dir().join(format!("fd-dup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("dup.yaml"),
+        "AWSTemplateFormatVersion: '2010-09-09'\nResources:\n  A:\n    Type: AWS::S3::Bucket\n  A:\n    Type: AWS::SQS::Queue\n",
+    )
+    .unwrap();
+    std::fs::copy(fixtures().join("good.yaml"), dir.join("good.yaml")).unwrap();
+    let o = run(&["lint", "--color", "never", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("dup.yaml:5:3: duplicate key \"A\" (first at line 3, again at line 5)"),
+        "{}",
+        stderr(&o)
+    );
+    // The good file is still linted, and the summary does not claim success.
+    assert!(!stdout(&o).contains("No problems found"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("1 file could not be checked"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains("in 1 template."), "{}", stdout(&o));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_cdk_out_directory_gets_one_line_about_skipped_files() {
+    let o = run(&["lint", "--color", "never", "../corpus/ok-cdk-out"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("note: skipped 3 files that are not CloudFormation templates"));
+    assert!(stdout(&o).contains("No problems found in 2 templates."));
+}
+
+#[test]
+fn buildspec_per_project() {
+    // A project-specific buildspec wins over the one beside the template.
+    let o = run(&[
+        "lint",
+        "--color",
+        "never",
+        "--buildspec",
+        "BuildProject=cli/buildspec.yml",
+        "cli/file-buildspec.yaml",
+    ]);
+    assert!(
+        stdout(&o).contains("writes container name worker"),
+        "{}",
+        stdout(&o)
+    );
+    let o = run(&["lint", "--buildspec", "Nope=missing.yml", "good.yaml"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("cannot read --buildspec Nope=missing.yml"));
+}
+
+#[test]
+fn a_repository_scan_reads_the_buildspec_at_its_root() {
+    // infra/pipeline.yaml has a project without inline BuildSpec; CodeBuild
+    // reads buildspec.yml at the source root, which is the scanned directory.
+    let dir = std::env::temp_dir().join(format!("fd-repo-{}", std::process::id()));
+    let infra = dir.join("infra");
+    std::fs::create_dir_all(&infra).unwrap();
+    let corpus =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/trap-buildspec-beside");
+    std::fs::copy(corpus.join("pipeline.yaml"), infra.join("pipeline.yaml")).unwrap();
+    std::fs::copy(corpus.join("buildspec.yml"), dir.join("buildspec.yml")).unwrap();
+    let o = run(&["lint", "--color", "never", dir.to_str().unwrap()]);
+    let out = stdout(&o);
+    assert!(out.contains("error[FD605]"), "{out}");
+    assert!(
+        out.contains(&format!("{}:8:7", dir.join("buildspec.yml").display())),
+        "{out}"
+    );
+    // The buildspec is used, not reported as a skipped non-template.
+    assert!(!stderr(&o).contains("skipped"), "{}", stderr(&o));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

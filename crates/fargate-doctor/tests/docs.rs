@@ -64,3 +64,22 @@ fn docs_rules_match_the_crate() {
         }
     }
 }
+
+/// Every page in `rules/` belongs to a registered rule, and codes are unique:
+/// a page for a rule that was never registered would never be shown.
+#[test]
+fn every_rule_page_is_registered_once() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("rules");
+    let mut pages: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter_map(|n| n.strip_suffix(".md").map(str::to_string))
+        .collect();
+    pages.sort();
+    let mut codes: Vec<String> = RULES.iter().map(|r| r.code.to_string()).collect();
+    codes.sort();
+    let before = codes.len();
+    codes.dedup();
+    assert_eq!(before, codes.len(), "a rule code is registered twice");
+    assert_eq!(pages, codes);
+}

@@ -7,7 +7,7 @@
 pub mod network;
 pub mod pipeline;
 
-use crate::resolve::{Res, Resolver};
+use crate::resolve::{Res, Resolver, Scenario};
 use crate::template::{Node, Pos, Template, Value};
 
 static EMPTY: Node = Node {
@@ -61,11 +61,28 @@ pub struct Model<'t> {
     pub r: Resolver<'t>,
     pub resources: Vec<Resource<'t>>,
     /// Text of a buildspec file given on the command line.
-    pub buildspec: Option<&'t (String, String)>,
+    pub buildspecs: &'t [pipeline::BuildspecFile],
 }
 
 impl<'t> Model<'t> {
-    pub fn new(template: &'t Template, buildspec: Option<&'t (String, String)>) -> Self {
+    /// The model with conditions evaluated from parameter defaults.
+    pub fn new(template: &'t Template, buildspec: Option<&'t pipeline::BuildspecFile>) -> Self {
+        Model::in_scenario(
+            template,
+            buildspec.map(std::slice::from_ref).unwrap_or_default(),
+            None,
+        )
+    }
+
+    /// The model of `template` in one condition `scenario` (`None`: with
+    /// parameter defaults). Resources whose `Condition` is false in the
+    /// scenario do not exist in it.
+    pub fn in_scenario(
+        template: &'t Template,
+        buildspecs: &'t [pipeline::BuildspecFile],
+        scenario: Option<Scenario>,
+    ) -> Self {
+        let resolver = Resolver::with_scenario(&template.root, scenario);
         let resources = template
             .root
             .get("Resources")
@@ -80,14 +97,20 @@ impl<'t> Model<'t> {
                         props: v.get("Properties").unwrap_or(&EMPTY),
                         condition: v.get("Condition").and_then(|c| c.as_str()),
                     })
+                    .filter(|res: &Resource<'t>| {
+                        !resolver.has_scenario()
+                            || res
+                                .condition
+                                .is_none_or(|c| resolver.condition(c) != Some(false))
+                    })
                     .collect()
             })
             .unwrap_or_default();
         Model {
             template,
-            r: Resolver::new(&template.root),
+            r: resolver,
             resources,
-            buildspec,
+            buildspecs,
         }
     }
 
@@ -123,14 +146,76 @@ impl<'t> Model<'t> {
             .collect()
     }
 
+    /// Services and scheduled tasks: everything that launches Fargate tasks
+    /// into subnets.
+    pub fn launchers(&self) -> Vec<Service<'t>> {
+        let mut out = self.services();
+        out.extend(self.scheduled_tasks());
+        out
+    }
+
+    /// EventBridge rule targets and Scheduler schedules with `EcsParameters`.
+    pub fn scheduled_tasks(&self) -> Vec<Service<'t>> {
+        let mut out = Vec::new();
+        for rule in self.of_type("AWS::Events::Rule") {
+            for t in rule.prop("Targets").map(|t| t.items()).unwrap_or_default() {
+                if let Some(ecs) = t.get("EcsParameters") {
+                    out.push(Service::scheduled(self, *rule, ecs, "scheduled task"));
+                }
+            }
+        }
+        for sc in self.of_type("AWS::Scheduler::Schedule") {
+            if let Some(ecs) = sc.prop("Target").and_then(|t| t.get("EcsParameters")) {
+                out.push(Service::scheduled(self, *sc, ecs, "scheduled task"));
+            }
+        }
+        // Step Functions `ecs:runTask` states in a `Definition` object (a
+        // `DefinitionString` is expanded into one before linting).
+        for sm in self.of_type("AWS::StepFunctions::StateMachine") {
+            let mut states = Vec::new();
+            if let Some(def) = sm.prop("Definition") {
+                run_task_states(def, &mut states, 0);
+            }
+            for params in states {
+                out.push(Service::scheduled(self, *sm, params, "state machine"));
+            }
+        }
+        out
+    }
+
     /// Whether a task definition runs on Fargate: it requires FARGATE or a
     /// service launches it on FARGATE.
     pub fn task_def_is_fargate(&self, td: &TaskDef<'t>) -> bool {
         td.requires_fargate
             || self
-                .services()
+                .launchers()
                 .iter()
                 .any(|s| s.task_def == Some(td.res.id) && s.fargate == Some(true))
+    }
+}
+
+/// The `Parameters` of states whose `Resource` is `arn:aws:states:::ecs:runTask…`.
+fn run_task_states<'t>(n: &'t Node, out: &mut Vec<&'t Node>, depth: usize) {
+    if depth > 32 {
+        return;
+    }
+    match &n.value {
+        Value::Map(entries) => {
+            let runs_task = n
+                .get("Resource")
+                .and_then(|r| r.as_str())
+                .is_some_and(|r| r.contains(":ecs:runTask"));
+            if runs_task && let Some(p) = n.get("Parameters") {
+                out.push(p);
+            }
+            for (_, v) in entries {
+                run_task_states(v, out, depth + 1);
+            }
+        }
+        Value::Seq(items) => items
+            .iter()
+            .for_each(|i| run_task_states(i, out, depth + 1)),
+        _ => {}
     }
 }
 
@@ -153,7 +238,11 @@ pub struct EnvVar<'t> {
 #[derive(Debug, Clone)]
 pub struct Container<'t> {
     pub node: &'t Node,
+    /// The name as far as the template fixes it (a parameter's default counts).
     pub name: Option<String>,
+    /// How the name is written when it is not a literal: the parameter a
+    /// `Ref` names, or a description of an unknown value.
+    pub name_from: Option<NameFrom>,
     pub image: Option<&'t Node>,
     pub ports: Vec<PortMapping<'t>>,
     pub memory: Option<(i64, &'t Node)>,
@@ -163,6 +252,56 @@ pub struct Container<'t> {
     pub secrets: Vec<&'t Node>,
     pub repository_credentials: bool,
     pub env: Vec<EnvVar<'t>>,
+}
+
+/// Where a name that is not written literally comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameFrom {
+    /// `Ref` to a parameter, with its default if it has one.
+    Param {
+        name: String,
+        default: Option<String>,
+    },
+    /// Anything else only known at deploy time.
+    Unknown(String),
+}
+
+impl NameFrom {
+    pub fn of<'t>(r: &Resolver<'t>, n: &'t Node) -> Option<NameFrom> {
+        if let Some((name, default)) = r.param_ref(n) {
+            return Some(NameFrom::Param {
+                name: name.to_string(),
+                default,
+            });
+        }
+        match r.resolve(n) {
+            Res::Lit(_) | Res::Text(_) => None,
+            other => Some(NameFrom::Unknown(crate::resolve::describe(&other))),
+        }
+    }
+
+    /// "parameter AppName (default app)" / "parameter AppName".
+    pub fn describe(&self) -> String {
+        match self {
+            NameFrom::Param {
+                name,
+                default: Some(d),
+            } => format!("parameter {name} (default {d})"),
+            NameFrom::Param {
+                name,
+                default: None,
+            } => format!("parameter {name}"),
+            NameFrom::Unknown(why) => why.clone(),
+        }
+    }
+
+    /// The parameter name for `Param`.
+    pub fn param(&self) -> Option<&str> {
+        match self {
+            NameFrom::Param { name, .. } => Some(name),
+            NameFrom::Unknown(_) => None,
+        }
+    }
 }
 
 /// An `AWS::ECS::TaskDefinition`.
@@ -212,6 +351,14 @@ impl<'t> TaskDef<'t> {
         self.containers
             .iter()
             .find(|c| c.name.as_deref() == Some(name))
+    }
+
+    /// Containers whose name the template does not fix (no default).
+    pub fn unnamed(&self) -> Vec<&Container<'t>> {
+        self.containers
+            .iter()
+            .filter(|c| c.name.is_none())
+            .collect()
     }
 
     pub fn container_names(&self) -> Vec<String> {
@@ -264,6 +411,7 @@ impl<'t> Container<'t> {
         Container {
             node: c,
             name: c.get("Name").and_then(|n| r.string(n)),
+            name_from: c.get("Name").and_then(|n| NameFrom::of(r, n)),
             image: c.get("Image"),
             ports,
             memory: int_prop("Memory"),
@@ -284,6 +432,7 @@ impl<'t> Container<'t> {
 pub struct ServiceLb<'t> {
     pub node: &'t Node,
     pub container_name: Option<String>,
+    pub container_name_from: Option<NameFrom>,
     pub container_port: Option<i64>,
     pub target_group: Option<&'t Node>,
 }
@@ -291,6 +440,9 @@ pub struct ServiceLb<'t> {
 /// An `AWS::ECS::Service`.
 #[derive(Debug, Clone)]
 pub struct Service<'t> {
+    /// "service", or "scheduled task" for an EventBridge rule or schedule
+    /// target that runs the task definition (same egress and sizing needs).
+    pub kind: &'static str,
     pub res: Resource<'t>,
     pub task_def: Option<&'t str>,
     /// `Some(true)` when it provably runs on Fargate, `None` when unknown.
@@ -342,6 +494,9 @@ impl<'t> Service<'t> {
                     .map(|lb| ServiceLb {
                         node: lb,
                         container_name: lb.get("ContainerName").and_then(|n| r.string(n)),
+                        container_name_from: lb
+                            .get("ContainerName")
+                            .and_then(|n| NameFrom::of(r, n)),
                         container_port: lb.get("ContainerPort").and_then(|n| r.int(n)),
                         target_group: lb.get("TargetGroupArn"),
                     })
@@ -349,6 +504,7 @@ impl<'t> Service<'t> {
             })
             .unwrap_or_default();
         Service {
+            kind: "service",
             res,
             task_def,
             fargate,
@@ -367,6 +523,48 @@ impl<'t> Service<'t> {
                 .and_then(|d| d.get("MinimumHealthyPercent"))
                 .and_then(|n| r.int(n).map(|i| (i, n))),
             load_balancers,
+        }
+    }
+
+    /// A task launched by a rule or schedule target's `EcsParameters`.
+    fn scheduled(m: &Model<'t>, res: Resource<'t>, ecs: &'t Node, kind: &'static str) -> Self {
+        let r = &m.r;
+        // EventBridge and Scheduler: TaskDefinitionArn; Step Functions: TaskDefinition.
+        let task_def = ecs
+            .get("TaskDefinitionArn")
+            .or_else(|| ecs.get("TaskDefinition"))
+            .and_then(|n| r.resource_id(n));
+        let td_fargate = task_def
+            .and_then(|id| m.get(id))
+            .and_then(|td| td.prop("RequiresCompatibilities"))
+            .and_then(|n| r.list(n).ok())
+            .map(|l| l.iter().any(|c| text(c).as_deref() == Some("FARGATE")));
+        let fargate = match ecs.get("LaunchType").and_then(|n| r.string(n)).as_deref() {
+            Some("FARGATE") => Some(true),
+            Some(_) => Some(false),
+            None => td_fargate,
+        };
+        // EventBridge spells it AwsVpcConfiguration, Scheduler AwsvpcConfiguration.
+        let awsvpc = ecs.get("NetworkConfiguration").and_then(|n| {
+            n.get("AwsVpcConfiguration")
+                .or_else(|| n.get("AwsvpcConfiguration"))
+        });
+        Service {
+            kind,
+            res,
+            task_def,
+            fargate,
+            awsvpc,
+            subnets: awsvpc.and_then(|a| a.get("Subnets")),
+            security_groups: awsvpc.and_then(|a| a.get("SecurityGroups")),
+            assign_public_ip: awsvpc
+                .and_then(|a| a.get("AssignPublicIp"))
+                .map(|n| (r.string(n).unwrap_or_else(|| "?".into()), n)),
+            desired_count: ecs.get("TaskCount").and_then(|n| r.int(n)).unwrap_or(1),
+            // A scheduled run starts new tasks; nothing is replaced.
+            max_percent: 100,
+            min_percent: None,
+            load_balancers: Vec::new(),
         }
     }
 

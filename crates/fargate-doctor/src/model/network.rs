@@ -5,7 +5,7 @@
 
 use super::{Model, Resource, TaskDef, text};
 use crate::resolve::{Res, describe};
-use crate::template::Node;
+use crate::template::{Node, Value};
 
 /// The subnets a value names: those defined in this template, and
 /// descriptions of those that are not ("parameter PrivateSubnets").
@@ -175,6 +175,7 @@ pub enum Registry {
 
 pub fn registry(m: &Model<'_>, image: &Node) -> Registry {
     let shape = m.r.shape(image);
+    // `${AWS::URLSuffix}` renders as amazonaws.com; `.amazonaws.com.cn` too.
     if shape.contains(".dkr.ecr.") && shape.contains(".amazonaws.com") {
         return Registry::Ecr;
     }
@@ -269,7 +270,11 @@ pub fn ingress<'t>(m: &Model<'t>, sg: &str) -> Vec<Ingress<'t>> {
     };
     let mut out: Vec<Ingress<'t>> = Vec::new();
     if let Some(list) = m.get(sg).and_then(|g| g.prop("SecurityGroupIngress")) {
-        out.extend(list.items().iter().map(parse));
+        // A single mapping instead of a list is read too (FD206 reports the shape).
+        match &list.value {
+            Value::Map(_) => out.push(parse(list)),
+            _ => out.extend(list.items().iter().map(parse)),
+        }
     }
     for r in m.of_type("AWS::EC2::SecurityGroupIngress") {
         if r.prop("GroupId").and_then(|n| m.r.resource_id(n)) == Some(sg) {

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 
 use super::{Model, Resource};
+use crate::resolve::Res;
 use crate::template::{self, Node, Pos, Value};
 
 /// One pipeline action.
@@ -41,7 +42,13 @@ pub fn actions<'t>(m: &Model<'t>, pipeline: &Resource<'t>) -> Vec<Action<'t>> {
         .unwrap_or_default()
     {
         for a in stage.get("Actions").map(|s| s.items()).unwrap_or_default() {
-            let ty = a.get("ActionTypeId");
+            // ActionTypeId and Configuration may sit under Fn::If: take the
+            // branch of the scenario being checked.
+            let lit = |k: &str| match a.get(k).map(|n| m.r.resolve(n)) {
+                Some(Res::Lit(n)) => Some(n),
+                _ => None,
+            };
+            let ty = lit("ActionTypeId");
             let field = |k: &str| {
                 ty.and_then(|t| t.get(k))
                     .and_then(|x| m.r.string(x))
@@ -56,7 +63,7 @@ pub fn actions<'t>(m: &Model<'t>, pipeline: &Resource<'t>) -> Vec<Action<'t>> {
                 category: field("Category"),
                 owner: field("Owner"),
                 provider: field("Provider"),
-                config: a.get("Configuration"),
+                config: lit("Configuration"),
                 inputs: names(a.get("InputArtifacts")),
                 outputs: names(a.get("OutputArtifacts")),
             });
@@ -98,7 +105,7 @@ pub fn buildspec(m: &Model<'_>, project: &Resource<'_>) -> Buildspec {
     let anchor = spec_entry.map(|(k, _)| k.pos).unwrap_or(project.pos);
     let file_ref = match spec_entry {
         Some((key, node)) => {
-            let text = m.r.shape(node);
+            let text = m.r.render(node);
             if text.contains('\n') || text.trim_start().starts_with("version") {
                 let line_base =
                     block_line_base(&m.template.source, key.pos).unwrap_or(node.pos.line);
@@ -119,8 +126,29 @@ pub fn buildspec(m: &Model<'_>, project: &Resource<'_>) -> Buildspec {
         }
         None => "buildspec.yml".to_string(),
     };
-    match m.buildspec {
-        Some((path, text)) => match template::parse(path, text) {
+    let name = project.prop("Name").and_then(|n| m.r.string(n));
+    let for_project = |b: &&BuildspecFile| {
+        b.project
+            .as_deref()
+            .is_some_and(|p| p == project.id || Some(p) == name.as_deref())
+    };
+    let rel = file_ref.trim_start_matches("./");
+    let found = m
+        .buildspecs
+        .iter()
+        .find(for_project)
+        .or_else(|| {
+            m.buildspecs
+                .iter()
+                .find(|b| b.project.is_none() && !b.beside)
+        })
+        .or_else(|| {
+            m.buildspecs.iter().find(|b| {
+                b.beside && std::path::Path::new(&b.path).ends_with(std::path::Path::new(rel))
+            })
+        });
+    match found {
+        Some(BuildspecFile { path, text, .. }) => match template::parse(path, text) {
             Ok(root) => Buildspec::Read {
                 root,
                 file: path.clone(),
@@ -134,12 +162,24 @@ pub fn buildspec(m: &Model<'_>, project: &Resource<'_>) -> Buildspec {
         },
         None => Buildspec::Unreadable {
             why: format!(
-                "project {} reads its buildspec from the file {file_ref} in the source (pass it with --buildspec to check it)",
-                project.id
+                "project {} reads its buildspec from the file {file_ref} in the source, which was not found beside the template or in a directory above it (pass it with --buildspec {}=FILE to check it)",
+                project.id, project.id
             ),
             anchor,
         },
     }
+}
+
+/// A buildspec file for projects whose buildspec is not inline.
+#[derive(Debug, Clone)]
+pub struct BuildspecFile {
+    /// The project (logical ID or `Name`) it is for; `None` for any project.
+    pub project: Option<String>,
+    pub path: String,
+    pub text: String,
+    /// Found beside the template (matched by the file name the project
+    /// reads), rather than given with `--buildspec`.
+    pub beside: bool,
 }
 
 /// For `BuildSpec: |` (the key at `key`) the text starts on the next line.
@@ -161,6 +201,23 @@ pub struct Write {
     /// Container names written into it, after `$VAR` resolution; `Err`
     /// carries the unresolved expression.
     pub names: Vec<Result<String, String>>,
+}
+
+/// Every command of a buildspec's phases with its line (in the buildspec).
+pub fn commands(root: &Node) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    if let Some(phases) = root.get("phases") {
+        for (_, phase) in phases.entries() {
+            for section in ["commands", "finally"] {
+                for c in phase.get(section).map(|c| c.items()).unwrap_or_default() {
+                    if let Some(cmd) = c.scalar() {
+                        out.push((c.pos.line, cmd));
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 /// What a buildspec does with a given output file.
@@ -340,7 +397,7 @@ pub fn project_env(m: &Model<'_>, project: &Resource<'_>) -> HashMap<String, Str
         }
         if let (Some(k), Some(val)) = (
             v.get("Name").and_then(|n| m.r.string(n)),
-            v.get("Value").and_then(|n| m.r.string(n)),
+            v.get("Value").map(|n| m.r.render(n)),
         ) {
             env.insert(k, val);
         }

@@ -96,7 +96,18 @@ pub fn render(report: &Report, color: bool) -> String {
             format!("{n} {s}s")
         }
     };
-    if report.findings.is_empty() {
+    if !report.errors.is_empty() {
+        // Never "No problems found" when some files could not be checked.
+        let _ = writeln!(
+            out,
+            "{} could not be checked (see the errors above); found {}, {} and {} in {}.",
+            plural(report.errors.len(), "file"),
+            plural(e, "error"),
+            plural(w, "warning"),
+            plural(n, "note"),
+            plural(report.files_checked, "template")
+        );
+    } else if report.findings.is_empty() {
         let _ = writeln!(
             out,
             "No problems found in {}.",

@@ -7,6 +7,14 @@
 use super::{Sink, key_pos, list};
 use crate::model::{Model, network};
 
+super::declare_rules! {
+    FD301 = (
+        "subnet-too-small",
+        Warning,
+        "The service's subnets have fewer usable addresses than a rolling deploy needs"
+    );
+}
+
 /// Addresses a load balancer keeps free in each of its subnets.
 fn lb_share(m: &Model<'_>, lb: &crate::model::Resource<'_>) -> u64 {
     match lb.prop("Type").and_then(|t| m.r.string(t)).as_deref() {
@@ -59,7 +67,7 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
         if !unknown.is_empty() {
             if subnets.known.is_empty() {
                 out.note(
-                    "FD301",
+                    &FD301,
                     &svc.res,
                     pos,
                     format!("service {id}: subnets come from {}; together they need at least {peak} free addresses during a deploy ({why})", list(&unknown)),
@@ -75,7 +83,7 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
                 format!(" after reserving {}", list(&shares))
             };
             out.report(
-                "FD301",
+                &FD301,
                 &svc.res,
                 pos,
                 format!(

@@ -3,6 +3,24 @@
 use super::{Sink, key_pos};
 use crate::model::Model;
 
+super::declare_rules! {
+    FD501 = (
+        "no-circuit-breaker",
+        Warning,
+        "Service has no deployment circuit breaker with Enable and Rollback"
+    );
+    FD502 = (
+        "no-health-check-grace",
+        Warning,
+        "Load-balanced service without HealthCheckGracePeriodSeconds"
+    );
+    FD503 = (
+        "single-task-zero-min-healthy",
+        Note,
+        "MinimumHealthyPercent 0 with DesiredCount 1 means downtime on every deploy"
+    );
+}
+
 pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
     for svc in m.services() {
         let id = svc.res.id;
@@ -36,7 +54,7 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
                     None => svc.res.pos_of("DeploymentConfiguration"),
                 };
                 out.report(
-                    "FD501",
+                    &FD501,
                     &svc.res,
                     pos,
                     format!("service {id} {problem}; a bad image makes ECS start failing tasks forever instead of rolling back"),
@@ -47,7 +65,7 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
         if !svc.load_balancers.is_empty() && svc.res.prop("HealthCheckGracePeriodSeconds").is_none()
         {
             out.report(
-                "FD502",
+                &FD502,
                 &svc.res,
                 svc.res.pos_of("LoadBalancers"),
                 format!("service {id} is behind a load balancer but sets no HealthCheckGracePeriodSeconds; tasks that start slowly are killed by failed health checks before they are ready"),
@@ -58,7 +76,7 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
             && svc.desired_count == 1
         {
             out.report(
-                "FD503",
+                &FD503,
                 &svc.res,
                 node.pos,
                 format!("service {id} has MinimumHealthyPercent 0 with DesiredCount 1: each deploy stops the only task before its replacement is healthy (downtime)"),

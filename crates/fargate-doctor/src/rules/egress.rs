@@ -5,17 +5,36 @@
 //! `ResourceInitializationError` for secrets/logs) and the service retries
 //! forever.
 
-use super::{Sink, key_pos, list};
+use super::{Rule, Severity, Sink, key_pos, list};
 use crate::model::Model;
 use crate::model::network::{self, Registry};
 
+super::declare_rules! {
+    FD101 = (
+        "no-image-pull-path",
+        Error,
+        "The subnets of a Fargate service or scheduled task have no route for pulling the image (no public IP + IGW, no NAT, missing VPC endpoints)"
+    );
+    FD102 = (
+        "public-ip-without-igw",
+        Error,
+        "AssignPublicIp is ENABLED but the subnet has no route to an internet gateway"
+    );
+    FD103 = (
+        "missing-execution-role",
+        Error,
+        "ECR image, awslogs or Secrets used without ExecutionRoleArn"
+    );
+}
+
 pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
     let endpoints = network::endpoints(m);
-    for svc in m.services() {
+    for svc in m.launchers() {
         if svc.fargate != Some(true) {
             continue;
         }
         let id = svc.res.id;
+        let kind = svc.kind;
         let td = svc.task_def.and_then(|t| m.task_def(t));
         let public = svc.public_ip();
         let subnets = network::subnets(m, svc.subnets);
@@ -46,32 +65,62 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
             .unwrap_or_default();
 
         // (code, subnet, message-with-{subnets}, help): merged across subnets below.
-        let mut found: Vec<(&'static str, String, String, String)> = Vec::new();
+        let mut found: Vec<(&'static Rule, Severity, String, String, String)> = Vec::new();
         for s in &subnets.known {
             let e = network::egress(m, s.id);
-            // FD102: a public IP is only useful with an IGW route.
-            if public && !e.igw && e.unknown.is_empty() {
+            // FD102: a public IP is only useful with an IGW route. With a NAT
+            // route the deploy works and the address is merely wasted.
+            if public && !e.igw && e.unknown.is_empty() && e.nat {
                 found.push((
-                    "FD102",
+                    &FD102,
+                    Severity::Warning,
                     s.id.to_string(),
-                    format!("service {id} sets AssignPublicIp ENABLED but {{subnets}} no 0.0.0.0/0 route to an internet gateway, so the public IP reaches nothing"),
-                    "route 0.0.0.0/0 from the subnets' route table to an internet gateway, or use AssignPublicIp: DISABLED with a NAT gateway route or VPC endpoints".into(),
+                    format!("{kind} {id} sets AssignPublicIp ENABLED but {{subnets}} no 0.0.0.0/0 route to an internet gateway; tasks pull their image through the NAT gateway, so the public IP is wasted"),
+                    "use AssignPublicIp: DISABLED in subnets that route to a NAT gateway (or move the service to public subnets and drop the NAT)".into(),
+                ));
+            } else if public && !e.igw && e.unknown.is_empty() {
+                found.push((
+                    &FD102,
+                    Severity::Error,
+                    s.id.to_string(),
+                    format!("{kind} {id} sets AssignPublicIp ENABLED but {{subnets}} no 0.0.0.0/0 route to an internet gateway, so the public IP reaches nothing"),
+                    if registries.iter().any(|(_, r)| matches!(r, Registry::Internet(_))) {
+                        "route 0.0.0.0/0 from the subnets' route table to an internet gateway, or use AssignPublicIp: DISABLED with a NAT gateway route (the image is outside AWS, so VPC endpoints cannot serve it)".into()
+                    } else {
+                        "route 0.0.0.0/0 from the subnets' route table to an internet gateway, or use AssignPublicIp: DISABLED with a NAT gateway route or VPC endpoints".into()
+                    },
                 ));
             }
             if e.nat || (e.igw && public) {
                 continue;
             }
             if !e.unknown.is_empty() {
+                // Endpoints cannot serve registries outside AWS: only then
+                // are they an alternative worth naming.
+                let outside = registries
+                    .iter()
+                    .any(|(_, r)| matches!(r, Registry::Internet(_)));
+                let (alt, help) = if outside {
+                    (
+                        String::new(),
+                        "make sure the route target gives internet access (the image is outside AWS)",
+                    )
+                } else {
+                    (
+                        format!(" (or have VPC endpoints {needed_text})"),
+                        "make sure the route target gives internet access, or add the VPC endpoints",
+                    )
+                };
                 out.note(
-                    "FD101",
+                    &FD101,
                     &svc.res,
                     subnets_pos,
                     format!(
-                        "service {id}: subnet {}'s default route goes to {}; it must lead to a NAT gateway (or have VPC endpoints {needed_text}) for tasks to pull their image",
+                        "{kind} {id}: subnet {}'s default route goes to {}; it must lead to a NAT gateway{alt} for tasks to pull their image",
                         s.id,
                         list(&e.unknown)
                     ),
-                    "make sure the route target gives internet access, or add the VPC endpoints".into(),
+                    help.into(),
                 );
                 continue;
             }
@@ -112,20 +161,22 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
             };
             if !internet.is_empty() {
                 found.push((
-                    "FD101",
+                    &FD101,
+                    Severity::Error,
                     s.id.to_string(),
                     format!(
-                        "service {id} cannot pull its image (CannotPullContainerError): {{subnets}} {route_text}, and container {} pulls from outside AWS, which VPC endpoints cannot reach",
+                        "{kind} {id} cannot pull its image (CannotPullContainerError): {{subnets}} {route_text}, and container {} pulls from outside AWS, which VPC endpoints cannot reach",
                         list(&internet)
                     ),
-                    fix_help(public, e.igw, &needed_text),
+                    internet_help(public, e.igw),
                 ));
             } else if !missing.is_empty() {
                 found.push((
-                    "FD101",
+                    &FD101,
+                    Severity::Error,
                     s.id.to_string(),
                     format!(
-                        "service {id} cannot pull its image (CannotPullContainerError): {{subnets}} {route_text}, and VPC endpoints {} are missing",
+                        "{kind} {id} cannot pull its image (CannotPullContainerError): {{subnets}} {route_text}, and VPC endpoints {} are missing",
                         list(&missing)
                     ),
                     fix_help(public, e.igw, &needed_text),
@@ -135,51 +186,70 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
                 .find(|(_, r)| matches!(r, Registry::Unknown(_)))
             {
                 out.note(
-                    "FD101",
+                    &FD101,
                     &svc.res,
                     subnets_pos,
                     format!(
-                        "service {id}: subnet {} relies on VPC endpoints, so the image of container {c} (from {from}) must be in ECR in this region",
+                        "{kind} {id}: subnet {} relies on VPC endpoints, so the image of container {c} (from {from}) must be in ECR in this region",
                         s.id
                     ),
                     "use an ECR image, or give the subnet a NAT gateway route".into(),
                 );
             }
         }
-        let mut merged: Vec<(&'static str, Vec<String>, String, String)> = Vec::new();
-        for (code, subnet, msg, help) in found {
+        let mut merged: Vec<(&'static Rule, Severity, Vec<String>, String, String)> = Vec::new();
+        for (code, sev, subnet, msg, help) in found {
             match merged
                 .iter_mut()
-                .find(|(c, _, m, _)| *c == code && *m == msg)
+                .find(|(c, v, _, m, _)| c.code == code.code && *v == sev && *m == msg)
             {
-                Some(entry) => entry.1.push(subnet),
-                None => merged.push((code, vec![subnet], msg, help)),
+                Some(entry) => entry.2.push(subnet),
+                None => merged.push((code, sev, vec![subnet], msg, help)),
             }
         }
-        for (code, subnets_hit, msg, help) in merged {
+        for (code, sev, subnets_hit, msg, help) in merged {
             let who = if subnets_hit.len() == 1 {
                 format!("subnet {} has", subnets_hit[0])
             } else {
                 format!("subnets {} have", list(&subnets_hit))
             };
-            let pos = if code == "FD102" {
+            let pos = if std::ptr::eq(code, &FD102) {
                 key_pos(svc.awsvpc, "AssignPublicIp", svc.res.pos)
             } else {
                 subnets_pos
             };
-            out.report(code, &svc.res, pos, msg.replace("{subnets}", &who), help);
+            out.report_as(
+                code,
+                sev,
+                &svc.res,
+                pos,
+                msg.replace("{subnets}", &who),
+                help,
+            );
         }
         if !subnets.unknown.is_empty() {
+            let internet: Vec<String> = registries
+                .iter()
+                .filter_map(|(c, r)| match r {
+                    Registry::Internet(host) => Some(format!("{c} ({host})")),
+                    _ => None,
+                })
+                .collect();
             let must = if public {
                 "route 0.0.0.0/0 to an internet gateway (AssignPublicIp is ENABLED) or to a NAT gateway".to_string()
+            } else if !internet.is_empty() {
+                format!(
+                    "route 0.0.0.0/0 to a NAT gateway (or be public subnets with AssignPublicIp ENABLED; container {} pulls from outside AWS, which VPC endpoints cannot serve)",
+                    list(&internet)
+                )
             } else {
                 format!("route 0.0.0.0/0 to a NAT gateway, or have VPC endpoints {needed_text}")
             };
             out.note(
-                "FD101",
+                &FD101,
                 &svc.res,
                 subnets_pos,
-                format!("service {id}: subnets come from {}; they must {must} so tasks can pull their image", list(&subnets.unknown)),
+                format!("{kind} {id}: subnets come from {}; they must {must} so tasks can pull their image", list(&subnets.unknown)),
                 "this cannot be checked from the template; verify the subnets' route tables before deploying".into(),
             );
         }
@@ -212,7 +282,7 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
             continue;
         }
         out.report(
-            "FD103",
+            &FD103,
             &td.res,
             td.res.pos,
             format!("task definition {} has no ExecutionRoleArn but {}; its tasks cannot start", td.res.id, list(&why)),
@@ -232,6 +302,15 @@ fn endpoint_label(alts: &[&str]) -> String {
         })
         .collect::<Vec<_>>()
         .join(" or ")
+}
+
+/// Fixes for an image from outside AWS: VPC endpoints cannot serve it.
+fn internet_help(public: bool, igw: bool) -> String {
+    if igw && !public {
+        "set AssignPublicIp: ENABLED, or route 0.0.0.0/0 to a NAT gateway (VPC endpoints cannot serve registries outside AWS), or copy the image to ECR".into()
+    } else {
+        "route 0.0.0.0/0 to a NAT gateway, or use a public subnet with AssignPublicIp: ENABLED (VPC endpoints cannot serve registries outside AWS), or copy the image to ECR".into()
+    }
 }
 
 fn fix_help(public: bool, igw: bool, needed: &str) -> String {

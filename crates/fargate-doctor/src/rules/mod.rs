@@ -65,143 +65,54 @@ pub struct Rule {
     pub doc: &'static str,
 }
 
-macro_rules! rule {
-    ($code:literal, $name:literal, $sev:ident, $summary:literal) => {
-        Rule {
-            code: $code,
-            name: $name,
-            severity: Severity::$sev,
-            summary: $summary,
-            doc: include_str!(concat!("../../rules/", $code, ".md")),
-        }
+/// Declares rule statics: `FD101 = ("no-image-pull-path", Error, "summary")`.
+/// The code is the identifier, so a misspelt code does not compile, and the
+/// doc page is included from `rules/CODE.md` beside it.
+macro_rules! declare_rules {
+    ($($(#[$meta:meta])* $code:ident = ($name:literal, $sev:ident, $summary:literal);)*) => {
+        $(
+            $(#[$meta])*
+            pub static $code: $crate::rules::Rule = $crate::rules::Rule {
+                code: stringify!($code),
+                name: $name,
+                severity: $crate::rules::Severity::$sev,
+                summary: $summary,
+                doc: include_str!(concat!("../../rules/", stringify!($code), ".md")),
+            };
+        )*
     };
 }
+pub(crate) use declare_rules;
 
-pub static RULES: &[Rule] = &[
-    rule!(
-        "FD101",
-        "no-image-pull-path",
-        Error,
-        "Fargate service subnets have no route for pulling the image (no public IP + IGW, no NAT, missing VPC endpoints)"
-    ),
-    rule!(
-        "FD102",
-        "public-ip-without-igw",
-        Error,
-        "AssignPublicIp is ENABLED but the subnet has no route to an internet gateway"
-    ),
-    rule!(
-        "FD103",
-        "missing-execution-role",
-        Error,
-        "ECR image, awslogs or Secrets used without ExecutionRoleArn"
-    ),
-    rule!(
-        "FD201",
-        "fargate-not-awsvpc",
-        Error,
-        "Fargate task definition does not use NetworkMode awsvpc"
-    ),
-    rule!(
-        "FD202",
-        "host-port-mismatch",
-        Error,
-        "awsvpc port mapping with HostPort different from ContainerPort (or 0)"
-    ),
-    rule!(
-        "FD203",
-        "target-type-not-ip",
-        Error,
-        "Target group of an awsvpc service does not have TargetType ip"
-    ),
-    rule!(
-        "FD204",
-        "lb-container-port-unmapped",
-        Error,
-        "Service LoadBalancers names a container or port the task definition does not map"
-    ),
-    rule!(
-        "FD205",
-        "task-sg-blocks-lb",
-        Error,
-        "The tasks' security groups do not admit the load balancer on the container port"
-    ),
-    rule!(
-        "FD301",
-        "subnet-too-small",
-        Warning,
-        "The service's subnets have fewer usable addresses than a rolling deploy needs"
-    ),
-    rule!(
-        "FD401",
-        "invalid-fargate-size",
-        Error,
-        "Task Cpu/Memory is not a valid Fargate combination"
-    ),
-    rule!(
-        "FD402",
-        "container-memory-over-task",
-        Error,
-        "Container memory is above the task memory"
-    ),
-    rule!(
-        "FD501",
-        "no-circuit-breaker",
-        Warning,
-        "Service has no deployment circuit breaker with Enable and Rollback"
-    ),
-    rule!(
-        "FD502",
-        "no-health-check-grace",
-        Warning,
-        "Load-balanced service without HealthCheckGracePeriodSeconds"
-    ),
-    rule!(
-        "FD503",
-        "single-task-zero-min-healthy",
-        Note,
-        "MinimumHealthyPercent 0 with DesiredCount 1 means downtime on every deploy"
-    ),
-    rule!(
-        "FD601",
-        "ecs-deploy-input-not-built",
-        Error,
-        "ECS deploy action's input artifact does not come from a build action"
-    ),
-    rule!(
-        "FD602",
-        "buildspec-no-imagedefinitions",
-        Error,
-        "The build's buildspec does not write or export the ECS action's FileName"
-    ),
-    rule!(
-        "FD603",
-        "imagedefinitions-wrong-container",
-        Error,
-        "Container name written to imagedefinitions.json is not in the service's task definition"
-    ),
-    rule!(
-        "FD604",
-        "github-v1-oauth-source",
-        Warning,
-        "GitHub version 1 source action with OAuthToken"
-    ),
-    rule!(
-        "FD701",
-        "literal-secret-env",
-        Warning,
-        "Environment variable that looks like a secret has a literal value"
-    ),
+pub use capacity::FD301;
+pub use deploy::{FD501, FD502, FD503};
+pub use egress::{FD101, FD102, FD103};
+pub use networking::{FD201, FD202, FD203, FD204, FD205, FD206, FD207};
+pub use pipeline::{FD601, FD602, FD603, FD604, FD605, FD606, FD607, FD608};
+pub use secrets::FD701;
+pub use sizing::{FD401, FD402};
+
+/// Every rule, in code order (the order of `fargate-doctor rules`).
+pub static RULES: &[&Rule] = &[
+    &FD101, &FD102, &FD103, &FD201, &FD202, &FD203, &FD204, &FD205, &FD206, &FD207, &FD301, &FD401,
+    &FD402, &FD501, &FD502, &FD503, &FD601, &FD602, &FD603, &FD604, &FD605, &FD606, &FD607, &FD608,
+    &FD701,
 ];
 
 pub fn find(code: &str) -> Option<&'static Rule> {
-    RULES.iter().find(|r| r.code.eq_ignore_ascii_case(code))
+    RULES
+        .iter()
+        .copied()
+        .find(|r| r.code.eq_ignore_ascii_case(code))
 }
 
 /// A problem found in a template.
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
+    /// The rule's code, kept as a field so JSON output carries it.
     pub code: &'static str,
+    #[serde(skip)]
+    pub rule: &'static Rule,
     pub severity: Severity,
     pub logical_id: String,
     pub file: String,
@@ -218,13 +129,17 @@ pub struct Finding {
 /// Collects findings for one template.
 pub struct Sink<'m> {
     file: &'m str,
+    /// Name a resource's `Condition` in its findings: only when conditions
+    /// are not evaluated per scenario (the caller names them then).
+    name_conditions: bool,
     pub findings: Vec<Finding>,
 }
 
 impl<'m> Sink<'m> {
-    pub fn new(file: &'m str) -> Self {
+    pub fn new(file: &'m str, name_conditions: bool) -> Self {
         Sink {
             file,
+            name_conditions,
             findings: Vec::new(),
         }
     }
@@ -232,31 +147,30 @@ impl<'m> Sink<'m> {
     /// Reports with the rule's default severity.
     pub fn report(
         &mut self,
-        code: &'static str,
+        rule: &'static Rule,
         res: &Resource<'_>,
         pos: Pos,
         message: String,
         help: String,
     ) {
-        let sev = find(code).map(|r| r.severity).unwrap_or(Severity::Error);
-        self.report_as(code, sev, res, pos, message, help);
+        self.report_as(rule, rule.severity, res, pos, message, help);
     }
 
     /// Reports a fact that cannot be proven as a note saying what must hold.
     pub fn note(
         &mut self,
-        code: &'static str,
+        rule: &'static Rule,
         res: &Resource<'_>,
         pos: Pos,
         message: String,
         help: String,
     ) {
-        self.report_as(code, Severity::Note, res, pos, message, help);
+        self.report_as(rule, Severity::Note, res, pos, message, help);
     }
 
     pub fn report_as(
         &mut self,
-        code: &'static str,
+        rule: &'static Rule,
         severity: Severity,
         res: &Resource<'_>,
         pos: Pos,
@@ -264,7 +178,7 @@ impl<'m> Sink<'m> {
         help: String,
     ) {
         self.report_in(
-            code,
+            rule,
             severity,
             res,
             self.file.to_string(),
@@ -277,7 +191,7 @@ impl<'m> Sink<'m> {
     #[allow(clippy::too_many_arguments)]
     pub fn report_in(
         &mut self,
-        code: &'static str,
+        rule: &'static Rule,
         severity: Severity,
         res: &Resource<'_>,
         file: String,
@@ -285,13 +199,20 @@ impl<'m> Sink<'m> {
         mut message: String,
         help: String,
     ) {
-        let condition = res.condition.map(str::to_string);
+        let condition = res
+            .condition
+            .filter(|_| self.name_conditions)
+            .map(str::to_string);
         if let Some(c) = &condition {
             message.push_str(&format!(" (only when condition {c} holds)"));
         }
-        let ignored_by_metadata = res.ignored().iter().any(|c| c.eq_ignore_ascii_case(code));
+        let ignored_by_metadata = res
+            .ignored()
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(rule.code));
         self.findings.push(Finding {
-            code,
+            code: rule.code,
+            rule,
             severity,
             logical_id: res.id.to_string(),
             file,
@@ -325,10 +246,19 @@ pub fn list(items: &[String]) -> String {
     }
 }
 
+/// Joins phrases: `a`, `a and b`, `a, b and c`.
+pub fn and_list(items: &[String]) -> String {
+    if items.is_empty() {
+        String::new()
+    } else {
+        list(items)
+    }
+}
+
 /// Runs every rule on a template. Findings suppressed by resource metadata
 /// are dropped here; `--ignore` is applied by the caller.
 pub fn check(m: &Model<'_>) -> Vec<Finding> {
-    let mut sink = Sink::new(&m.template.path);
+    let mut sink = Sink::new(&m.template.path, !m.r.has_scenario());
     egress::check(m, &mut sink);
     networking::check(m, &mut sink);
     capacity::check(m, &mut sink);

@@ -6,23 +6,75 @@
 //! definition does not have, the deploy fails ("The AWS ECS container ... does
 //! not exist").
 
-use super::{Severity, Sink, list};
+use std::collections::HashMap;
+
+use super::{Severity, Sink, key_pos, list};
 use crate::model::pipeline::{self, Buildspec};
 use crate::model::{Model, Resource};
-use crate::resolve::Res;
+use crate::resolve::{Res, as_symbol};
 use crate::template::Pos;
 
+super::declare_rules! {
+    FD601 = (
+        "ecs-deploy-input-not-built",
+        Error,
+        "ECS deploy action's input artifact does not come from a build action"
+    );
+    FD602 = (
+        "buildspec-no-imagedefinitions",
+        Error,
+        "The build's buildspec does not write or export the ECS action's FileName"
+    );
+    FD603 = (
+        "imagedefinitions-wrong-container",
+        Error,
+        "Container name written to imagedefinitions.json is not in the service's task definition"
+    );
+    FD604 = (
+        "github-v1-oauth-source",
+        Warning,
+        "GitHub version 1 source action with OAuthToken"
+    );
+    FD605 = (
+        "ecr-get-login-removed",
+        Error,
+        "A buildspec runs `aws ecr get-login`, which AWS CLI v2 removed"
+    );
+    FD606 = (
+        "retired-codebuild-image",
+        Error,
+        "A CodeBuild project uses a curated image that no longer exists (aws/codebuild/docker:*, java:*, python:*, ...)"
+    );
+    FD607 = (
+        "docker-build-not-privileged",
+        Error,
+        "A buildspec runs docker but the CodeBuild project does not set PrivilegedMode: true"
+    );
+    FD608 = (
+        "codedeploy-ecs-no-image-detail",
+        Error,
+        "A CodeDeployToECS (blue/green) action's image artifact comes from a build that does not write imageDetail.json"
+    );
+}
+
 pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
+    for project in m.of_type("AWS::CodeBuild::Project") {
+        check_project(m, out, project);
+    }
     for p in m.of_type("AWS::CodePipeline::Pipeline") {
         let actions = pipeline::actions(m, p);
         for a in &actions {
+            if a.category == "Deploy" && a.provider == "CodeDeployToECS" {
+                check_blue_green(m, out, p, a, &actions);
+                continue;
+            }
             if a.category == "Source"
                 && a.provider == "GitHub"
                 && let Some((k, _)) = a.config.and_then(|c| c.entry("OAuthToken"))
             {
                 {
                     out.report(
-                        "FD604",
+                        &FD604,
                         p,
                         k.pos,
                         format!("pipeline {} action {} uses the GitHub version 1 source with an OAuthToken, which AWS no longer recommends", p.id, a.name),
@@ -45,7 +97,7 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
                 .unwrap_or(a.node.pos);
             let Some(input) = a.inputs.first() else {
                 out.report(
-                    "FD601",
+                    &FD601,
                     p,
                     a.node.pos,
                     format!("pipeline {} ECS deploy action {} has no input artifact; it needs one containing {file_name}", p.id, a.name),
@@ -55,7 +107,7 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
             };
             let Some(producer) = actions.iter().find(|b| b.outputs.contains(input)) else {
                 out.report(
-                    "FD601",
+                    &FD601,
                     p,
                     input_pos,
                     format!("pipeline {} ECS deploy action {} reads artifact {input}, which no action of the pipeline produces", p.id, a.name),
@@ -65,7 +117,7 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
             };
             if producer.category != "Build" {
                 out.report(
-                    "FD601",
+                    &FD601,
                     p,
                     input_pos,
                     format!(
@@ -107,17 +159,17 @@ fn check_build(
         } => (root, file, line_base, anchor),
         Buildspec::Unreadable { why, anchor } => {
             out.note(
-                "FD602",
+                &FD602,
                 project,
                 anchor,
                 format!("{why}; it must write {file_name} and list it under artifacts.files for ECS deploy action {}", a.name),
-                format!("pass the buildspec with --buildspec FILE, or make sure it writes {file_name}"),
+                format!("pass the buildspec with --buildspec PROJECT=FILE, or make sure it writes {file_name}"),
             );
             return;
         }
         Buildspec::Invalid { message, anchor } => {
             out.report(
-                "FD602",
+                &FD602,
                 project,
                 anchor,
                 format!("the buildspec of project {} is not valid YAML ({message}), so it cannot write {file_name}", project.id),
@@ -127,23 +179,11 @@ fn check_build(
         }
     };
     let in_template = file == m.template.path;
-    let at = |line: usize| -> Pos {
-        let l = line_base + line.saturating_sub(1);
-        let col = m
-            .buildspec
-            .filter(|_| !in_template)
-            .map(|(_, t)| t.as_str())
-            .unwrap_or(&m.template.source)
-            .lines()
-            .nth(l.saturating_sub(1))
-            .map(|s| s.len() - s.trim_start().len() + 1)
-            .unwrap_or(1);
-        Pos { line: l, col }
-    };
+    let at = |line: usize| -> Pos { buildspec_pos(m, &file, line_base, line) };
     let facts = pipeline::facts(&root, file_name, &pipeline::project_env(m, project));
     if facts.writes.is_empty() {
         out.report_in(
-            "FD602",
+            &FD602,
             Severity::Error,
             project,
             file.clone(),
@@ -167,7 +207,7 @@ fn check_build(
             }
         });
         out.report_in(
-            "FD602",
+            &FD602,
             Severity::Error,
             project,
             file.clone(),
@@ -203,11 +243,59 @@ fn check_build(
         return;
     };
     let valid = td.container_names();
+    let unnamed = td.unnamed();
+    // Containers named by a parameter: «parameter X» in rendered text.
+    let symbolic: Vec<String> = td
+        .containers
+        .iter()
+        .filter_map(|c| c.name_from.as_ref())
+        .filter_map(|f| f.param().map(|p| format!("parameter {p}")))
+        .collect();
+    let all_names: Vec<String> = td
+        .containers
+        .iter()
+        .map(|c| match (&c.name, &c.name_from) {
+            (_, Some(f)) if c.name.is_none() || f.param().is_some() => f.describe(),
+            (Some(n), _) => n.clone(),
+            _ => "a container without Name".into(),
+        })
+        .collect();
     for w in &facts.writes {
         for name in &w.names {
-            match name {
-                Ok(n) if !valid.contains(n) => out.report_in(
-                    "FD603",
+            let sym = name.as_ref().ok().and_then(|n| as_symbol(n));
+            match (name, sym) {
+                (Ok(_), Some(s)) if symbolic.iter().any(|x| x == s) => {}
+                (Ok(_), Some(s)) => out.report_in(
+                    &FD603,
+                    Severity::Note,
+                    project,
+                    file.clone(),
+                    at(w.line),
+                    format!(
+                        "the buildspec of project {} writes the container name from {s} to {file_name}; it must be the name of a container of task definition {} ({})",
+                        project.id,
+                        td.res.id,
+                        list(&all_names)
+                    ),
+                    "write the name from the same parameter that names the container".into(),
+                ),
+                (Ok(n), None) if valid.contains(n) => {}
+                (Ok(n), None) if !unnamed.is_empty() || !symbolic.is_empty() => out.report_in(
+                    &FD603,
+                    Severity::Note,
+                    project,
+                    file.clone(),
+                    at(w.line),
+                    format!(
+                        "the buildspec of project {} writes container name {n} to {file_name}; the containers of task definition {} are {}, so the deploy must name one of them {n}",
+                        project.id,
+                        td.res.id,
+                        list(&all_names)
+                    ),
+                    "name the container and the imagedefinitions entry from the same parameter".into(),
+                ),
+                (Ok(n), None) => out.report_in(
+                    &FD603,
                     Severity::Error,
                     project,
                     file.clone(),
@@ -218,23 +306,235 @@ fn check_build(
                         td.res.id,
                         list(&valid)
                     ),
-                    format!("write one of: {}", valid.join(", ")),
+                    format!("write {}", super::networking::or_list(&valid)),
                 ),
-                Ok(_) => {}
-                Err(expr) => out.report_in(
-                    "FD603",
+                (Err(expr), _) => out.report_in(
+                    &FD603,
                     Severity::Note,
                     project,
                     file.clone(),
                     at(w.line),
                     format!(
-                        "the buildspec of project {} writes container name {expr} to {file_name}, which is not set in the buildspec env or the project's EnvironmentVariables; it must be one of {}",
+                        "the buildspec of project {} writes container name {expr} to {file_name}, which is not set in the buildspec env or the project's EnvironmentVariables; it must be {}",
                         project.id,
-                        list(&valid)
+                        super::networking::or_list(&all_names)
                     ),
                     "define the variable in the project's EnvironmentVariables so it can be checked".into(),
                 ),
             }
         }
+    }
+}
+
+/// Where line `line` of a buildspec read from `file` is, in that file.
+fn buildspec_pos(m: &Model<'_>, file: &str, line_base: usize, line: usize) -> Pos {
+    let l = line_base + line.saturating_sub(1);
+    let text = if file == m.template.path {
+        Some(m.template.source.as_str())
+    } else {
+        m.buildspecs
+            .iter()
+            .find(|b| b.path == file)
+            .map(|b| b.text.as_str())
+    };
+    let col = text
+        .and_then(|t| t.lines().nth(l.saturating_sub(1)))
+        .map(|s| s.len() - s.trim_start().len() + 1)
+        .unwrap_or(1);
+    Pos { line: l, col }
+}
+
+/// Curated CodeBuild images from before the 2019 `standard` images; AWS
+/// removed them, so a build that names one fails to start.
+const RETIRED_IMAGES: &[&str] = &[
+    "aws/codebuild/docker:",
+    "aws/codebuild/java:",
+    "aws/codebuild/python:",
+    "aws/codebuild/nodejs:",
+    "aws/codebuild/ruby:",
+    "aws/codebuild/golang:",
+    "aws/codebuild/php:",
+    "aws/codebuild/dot-net:",
+    "aws/codebuild/ubuntu-base:",
+    "aws/codebuild/android-java-",
+    "aws/codebuild/eb-",
+];
+
+fn is_docker_command(cmd: &str) -> bool {
+    [
+        "docker build",
+        "docker push",
+        "docker buildx",
+        "docker-compose build",
+    ]
+    .iter()
+    .any(|d| cmd.contains(d))
+}
+
+/// `aws ecr get-login` (not `get-login-password`).
+fn is_old_ecr_login(cmd: &str) -> bool {
+    cmd.match_indices("ecr get-login")
+        .any(|(i, _)| !cmd[i + "ecr get-login".len()..].starts_with("-password"))
+}
+
+/// FD605–FD607: what every CodeBuild project needs, whatever deploys it.
+fn check_project(m: &Model<'_>, out: &mut Sink<'_>, project: &Resource<'_>) {
+    let env = project.prop("Environment");
+    let image_node = env.and_then(|e| e.get("Image"));
+    let image = image_node.and_then(|n| m.r.string(n));
+    if let (Some(image), Some(node)) = (&image, image_node)
+        && RETIRED_IMAGES.iter().any(|p| image.starts_with(p))
+    {
+        let (sev, from) = match m.r.param_ref(node) {
+            // Only the default is retired; the deploy may pass another image.
+            Some((name, _)) => (
+                Severity::Warning,
+                format!(" (the default of parameter {name})"),
+            ),
+            None => (Severity::Error, String::new()),
+        };
+        out.report_as(
+            &FD606,
+            sev,
+            project,
+            key_pos(env, "Image", project.pos),
+            format!(
+                "project {} uses the CodeBuild image {image}{from}, a curated image AWS has removed; builds fail to start",
+                project.id
+            ),
+            "use a current image such as aws/codebuild/standard:7.0 or aws/codebuild/amazonlinux2-x86_64-standard:5.0 (with PrivilegedMode: true for docker builds)".into(),
+        );
+    }
+    let Buildspec::Read {
+        root,
+        file,
+        line_base,
+        anchor,
+    } = pipeline::buildspec(m, project)
+    else {
+        return;
+    };
+    let commands = pipeline::commands(&root);
+    for (line, cmd) in &commands {
+        if is_old_ecr_login(cmd) {
+            out.report_in(
+                &FD605,
+                Severity::Error,
+                project,
+                file.clone(),
+                buildspec_pos(m, &file, line_base, *line),
+                format!(
+                    "the buildspec of project {} runs `aws ecr get-login`, which AWS CLI v2 (in every current CodeBuild image) no longer has; the build fails before pushing the image",
+                    project.id
+                ),
+                "use: aws ecr get-login-password --region $AWS_DEFAULT_REGION | docker login --username AWS --password-stdin $ACCOUNT.dkr.ecr.$AWS_DEFAULT_REGION.amazonaws.com".into(),
+            );
+        }
+    }
+    let privileged = env
+        .and_then(|e| e.get("PrivilegedMode"))
+        .and_then(|n| m.r.bool(n));
+    // Windows build images run docker without privileged mode (they do not
+    // support it); only Linux containers need it.
+    let windows = env
+        .and_then(|e| e.get("Type"))
+        .and_then(|n| m.r.string(n))
+        .is_some_and(|t| t.contains("WINDOWS"));
+    if privileged != Some(true)
+        && !windows
+        && let Some((line, _)) = commands.iter().find(|(_, c)| is_docker_command(c))
+    {
+        let pos = if env.is_some() {
+            key_pos(env, "PrivilegedMode", project.pos_of("Environment"))
+        } else {
+            anchor
+        };
+        out.report(
+            &FD607,
+            project,
+            pos,
+            format!(
+                "the buildspec of project {} runs docker (line {}), but the project does not set PrivilegedMode: true; the build fails with \"Cannot connect to the Docker daemon\"",
+                project.id,
+                buildspec_pos(m, &file, line_base, *line).line
+            ),
+            "set Environment: {PrivilegedMode: true} on the CodeBuild project".into(),
+        );
+    }
+}
+
+/// FD608: a blue/green deploy reads imageDetail.json from its image artifact.
+fn check_blue_green(
+    m: &Model<'_>,
+    out: &mut Sink<'_>,
+    p: &Resource<'_>,
+    a: &pipeline::Action<'_>,
+    actions: &[pipeline::Action<'_>],
+) {
+    let Some(artifact) = a
+        .config
+        .and_then(|c| c.get("Image1ArtifactName"))
+        .and_then(|n| m.r.string(n))
+    else {
+        return;
+    };
+    let Some(producer) = actions.iter().find(|b| b.outputs.contains(&artifact)) else {
+        return;
+    };
+    if producer.provider != "CodeBuild" {
+        return; // an ECR source action writes imageDetail.json itself
+    }
+    let Some(project) = pipeline::project(m, producer) else {
+        return;
+    };
+    let pos = a
+        .config
+        .and_then(|c| c.entry("Image1ArtifactName"))
+        .map(|(k, _)| k.pos)
+        .unwrap_or(a.node.pos);
+    match pipeline::buildspec(m, project) {
+        Buildspec::Read { root, .. } => {
+            let detail = pipeline::facts(&root, "imageDetail.json", &HashMap::new());
+            if !detail.writes.is_empty() {
+                return;
+            }
+            let defs = pipeline::facts(&root, "imagedefinitions.json", &HashMap::new());
+            // Writing the rolling deploy's file instead is the classic
+            // mistake; a buildspec that writes neither may call a script.
+            let (sev, writes) = if defs.writes.is_empty() {
+                (
+                    Severity::Note,
+                    "does not write it in its commands (a script it runs must)".to_string(),
+                )
+            } else {
+                (
+                    Severity::Error,
+                    "writes only imagedefinitions.json, which blue/green deploys do not read"
+                        .to_string(),
+                )
+            };
+            out.report_as(
+                &FD608,
+                sev,
+                p,
+                pos,
+                format!(
+                    "pipeline {} CodeDeployToECS action {} reads imageDetail.json from artifact {artifact}, but the buildspec of project {} {writes}; the deploy fails with \"Exception while trying to read the image artifact file\"",
+                    p.id, a.name, project.id
+                ),
+                "write it in post_build: printf '{\"ImageURI\":\"%s\"}' $REPOSITORY_URI:$TAG > imageDetail.json, and list it (with appspec.yaml and taskdef.json) under artifacts.files".into(),
+            );
+        }
+        Buildspec::Unreadable { why, .. } => out.note(
+            &FD608,
+            p,
+            pos,
+            format!(
+                "{why}; for CodeDeployToECS action {} it must write imageDetail.json (not only imagedefinitions.json) into artifact {artifact}",
+                a.name
+            ),
+            "pass the buildspec with --buildspec, or make sure it writes imageDetail.json".into(),
+        ),
+        Buildspec::Invalid { .. } => {}
     }
 }

@@ -3,6 +3,14 @@
 use super::Sink;
 use crate::model::Model;
 
+super::declare_rules! {
+    FD701 = (
+        "literal-secret-env",
+        Warning,
+        "Environment variable that looks like a secret has a literal value"
+    );
+}
+
 const MARKERS: [&str; 5] = ["TOKEN", "SECRET", "PASSWORD", "PASSWD", "KEY"];
 
 pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
@@ -21,7 +29,7 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
                 }
                 let name = c.name.clone().unwrap_or_else(|| "?".into());
                 out.report(
-                    "FD701",
+                    &FD701,
                     &td.res,
                     e.value.pos,
                     format!(

@@ -8,6 +8,19 @@ use super::{Sink, list};
 use crate::model::Model;
 use crate::template::Node;
 
+super::declare_rules! {
+    FD401 = (
+        "invalid-fargate-size",
+        Error,
+        "Task Cpu/Memory is not a valid Fargate combination"
+    );
+    FD402 = (
+        "container-memory-over-task",
+        Error,
+        "Container memory is above the task memory"
+    );
+}
+
 /// Valid memory sizes (MiB) for a Fargate CPU value, per the Fargate table.
 pub fn valid_memory(cpu: i64) -> Option<Vec<i64>> {
     let range = |lo: i64, hi: i64, step: i64| {
@@ -79,7 +92,7 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
                         .map(|(n, _)| n.to_string())
                         .collect();
                     out.report(
-                        "FD401",
+                        &FD401,
                         &td.res,
                         td.res.pos,
                         format!("Fargate task definition {id} has no task-level {}; Fargate requires both Cpu and Memory", list(&missing)),
@@ -87,7 +100,7 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
                     );
                 }
                 (Some(None), _) | (_, Some(None)) => out.note(
-                    "FD401",
+                    &FD401,
                     &td.res,
                     cpu_pos,
                     format!("task definition {id}: Cpu/Memory come from parameters without defaults; they must form a valid Fargate pair"),
@@ -96,14 +109,14 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
                 (Some(Some((c, cs))), Some(Some((mv, ms)))) => match (c, mv) {
                     (Some(c), Some(mv)) => match valid_memory(*c) {
                         None => out.report(
-                            "FD401",
+                            &FD401,
                             &td.res,
                             cpu_pos,
                             format!("task definition {id} has Cpu {cs}, which Fargate does not offer (256, 512, 1024, 2048, 4096, 8192 or 16384)"),
                             "pick a Fargate CPU value and a memory size it allows".into(),
                         ),
                         Some(valid) if !valid.contains(mv) => out.report(
-                            "FD401",
+                            &FD401,
                             &td.res,
                             mem_pos,
                             format!("task definition {id} has Cpu {cs} with Memory {ms}, which is not a valid Fargate combination (Cpu {c} allows {} MiB)", show(&valid)),
@@ -112,7 +125,7 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
                         Some(_) => {}
                     },
                     _ => out.report(
-                        "FD401",
+                        &FD401,
                         &td.res,
                         cpu_pos,
                         format!("task definition {id} has Cpu {cs} / Memory {ms}, which cannot be read as CPU units and MiB"),
@@ -134,7 +147,7 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
                     && v > task_mem
                 {
                     out.report(
-                        "FD402",
+                        &FD402,
                         &td.res,
                         node.pos,
                         format!("container {name} of task definition {id} has {label} {v} MiB, above the task memory of {task_mem} MiB"),
@@ -151,7 +164,7 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
                 .all(|c| c.memory.is_none_or(|(v, _)| v <= task_mem))
         {
             out.report(
-                "FD402",
+                &FD402,
                 &td.res,
                 td.res.pos_of("Memory"),
                 format!("the containers of task definition {id} reserve {sum} MiB in total, above the task memory of {task_mem} MiB"),

@@ -130,6 +130,16 @@ impl Parser {
                 return Err((kpos, "expected a string key in object".into()));
             }
             let name = self.string()?;
+            // CloudFormation rejects duplicate keys; name both places like cfn-lint.
+            if let Some((first, _)) = entries.iter().find(|(k, _): &&(Key, Node)| k.name == name) {
+                return Err((
+                    kpos,
+                    format!(
+                        "duplicate key \"{name}\" (first at line {}, again at line {})",
+                        first.pos.line, kpos.line
+                    ),
+                ));
+            }
             self.ws();
             self.expect(':')?;
             self.ws();

@@ -68,6 +68,19 @@ impl Node {
         }
     }
 
+    /// The entries of the mapping under `key`, mutably.
+    pub fn entries_mut(&mut self, key: &str) -> Option<&mut Vec<(Key, Node)>> {
+        match &mut self.value {
+            Value::Map(entries) => {
+                match &mut entries.iter_mut().find(|(k, _)| k.name == key)?.1.value {
+                    Value::Map(inner) => Some(inner),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
     pub fn entries(&self) -> &[(Key, Node)] {
         match &self.value {
             Value::Map(entries) => entries,

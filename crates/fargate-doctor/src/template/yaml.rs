@@ -7,18 +7,57 @@ use super::{Key, Node, Pos, Value, normalise_getatt, normalise_intrinsic};
 pub(super) fn parse(source: &str) -> Result<Node, (Option<Pos>, String)> {
     let docs = MarkedYaml::load_from_str(source).map_err(|e| {
         let m = e.marker();
-        (
-            Some(Pos {
-                line: m.line(),
-                col: m.col() + 1,
-            }),
-            e.info().to_string(),
-        )
+        let pos = Pos {
+            line: m.line(),
+            col: m.col() + 1,
+        };
+        let info = e.info().to_string();
+        let message = if info.contains("duplicated key") {
+            duplicate_key(source, pos).unwrap_or(info)
+        } else {
+            info
+        };
+        (Some(pos), message)
     })?;
     match docs.into_iter().next() {
         Some(doc) => Ok(convert(&doc)),
         None => Ok(Node::new(Pos { line: 1, col: 1 }, Value::Null)),
     }
+}
+
+/// Names a duplicated key and the line of its first occurrence: the key at
+/// `pos`, and the nearest earlier line of the same mapping (same indentation,
+/// no less-indented line in between) with the same key.
+fn duplicate_key(source: &str, pos: Pos) -> Option<String> {
+    let lines: Vec<&str> = source.lines().collect();
+    let line = lines.get(pos.line.checked_sub(1)?)?;
+    let indent = pos.col.checked_sub(1)?;
+    let key_of = |l: &str| -> Option<String> {
+        let rest = l.get(indent..)?;
+        let rest = rest.strip_prefix("- ").unwrap_or(rest);
+        let (k, _) = rest.split_once(':')?;
+        Some(k.trim().trim_matches(['"', '\'']).to_string())
+    };
+    let key = key_of(line)?;
+    for i in (0..pos.line - 1).rev() {
+        let l = lines[i];
+        let t = l.trim_start();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        let ind = l.len() - t.len();
+        if ind < indent {
+            break;
+        }
+        if ind == indent && key_of(l).as_deref() == Some(key.as_str()) {
+            return Some(format!(
+                "duplicate key \"{key}\" (first at line {}, again at line {})",
+                i + 1,
+                pos.line
+            ));
+        }
+    }
+    Some(format!("duplicate key \"{key}\""))
 }
 
 fn pos_of(y: &MarkedYaml<'_>) -> Pos {
