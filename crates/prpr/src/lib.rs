@@ -9,12 +9,16 @@
 //! 3. [`pipeline`] — one accepted delivery, one store transaction: record the
 //!    delivery ID (dedup), run the [`rules`] against the stored PR state, write the
 //!    new state and the resulting notifications to the outbox.
-//! 4. [`rules`] — pure functions of (event, PR state, config) → notifications.
-//! 5. [`store`] — SQLite (default) or PostgreSQL: deliveries, PR state, outbox.
-//! 6. [`outbox`] — the sender task: rate limits, retries, dead letters.
-//! 7. [`slack`] — message formatting and the publishers (Slack Web API or console).
+//! 4. [`rules`] — pure functions of (event, PR state, config) → notices.
+//! 5. [`notice`] — the rules' output as data: who is told what about which PR.
+//! 6. [`store`] — SQLite (default) or PostgreSQL: deliveries, PR state, and the
+//!    outbox of notices.
+//! 7. [`outbox`] — the sender task: rate limits, retries, dead letters.
+//! 8. [`slack`] — rendering notices into Slack's markup ([`slack::render`], the
+//!    only place that writes it) and the publishers (Slack Web API or console).
 //!
-//! [`config`] holds settings and the GitHub→Slack member map; [`telemetry`] sets up
+//! [`config`] holds settings and the GitHub→Slack member map; [`clock`] is the
+//! injected time; [`telemetry`] sets up
 //! JSON logs; [`webhook_setup`] registers the webhook on a repository
 //! (`prpr webhook`), the one place prpr calls the GitHub API.
 
