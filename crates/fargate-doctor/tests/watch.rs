@@ -368,3 +368,42 @@ async fn help_explains_exit_codes_and_credentials() {
     }
     assert!(!r.stdout.contains("--poll-interval"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_credentials_exits_2_saying_so() {
+    let d = EcsDouble::start(Scenario::happy_rollout()).await;
+    let o = tokio::process::Command::new(env!("CARGO_BIN_EXE_fargate-doctor"))
+        .args(["watch", "--endpoint-url", &d.endpoint_url()])
+        .args(FAST)
+        .env_clear()
+        .env("AWS_REGION", ecs::REGION)
+        .env("AWS_CONFIG_FILE", "/nonexistent/config")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("no credentials found"), "{err}");
+    assert!(d.requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_endpoint_exits_2_instead_of_waiting_for_the_timeout() {
+    // A port that was free a moment ago: connections are refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let r = watch_env(Some(&url), &[("AWS_REGION", ecs::REGION)], &FAST).await;
+    assert_eq!(r.code, Some(2), "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains(&format!("cannot reach ECS at {url}")),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("Connection refused"), "{}", r.stderr);
+}

@@ -10,7 +10,7 @@ use aws_sdk_ecs::config::Region;
 use aws_sdk_ecs::config::http::HttpResponse;
 use aws_sdk_ecs::config::retry::RetryConfig;
 use aws_sdk_ecs::config::timeout::TimeoutConfig;
-use aws_sdk_ecs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ecs::types::DesiredStatus;
 
 use super::tracker::{Deployment, ServiceEvent, Snapshot, StoppedTask};
@@ -70,7 +70,7 @@ where
     let code = e.code().map(str::to_string);
     let message = match (&e, e.message()) {
         (SdkError::ServiceError(_), Some(m)) => m.to_string(),
-        _ => DisplayErrorContext(&e).to_string(),
+        _ => chain(&e),
     };
     let transient = match &e {
         SdkError::ServiceError(_) => {
@@ -91,6 +91,21 @@ where
         message,
         transient,
     }
+}
+
+/// The error and its causes on one line, each said once (the SDK's wrappers
+/// repeat their source's text).
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        let text = err.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cur = err.source();
+    }
+    parts.join(": ")
 }
 
 pub struct Ecs {

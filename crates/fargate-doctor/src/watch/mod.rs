@@ -264,6 +264,9 @@ async fn watch(a: WatchArgs) -> u8 {
     let mut interval = a.poll_interval;
     let max_interval = a.poll_interval * 3;
     let mut last_transient: Option<String> = None;
+    // Transient errors before ECS ever answered: a wrong endpoint or no
+    // network, more likely than a blip that outlasts the SDK's retries.
+    let mut failures_before_first_answer = 0u32;
     loop {
         let polled = poll(&ecs, &mut tracker, a.deployment_id.as_deref(), threshold).await;
         let changed = match polled {
@@ -281,6 +284,23 @@ async fn watch(a: WatchArgs) -> u8 {
             }
             Err(PollError::Fatal(msg)) => {
                 return finish(&mut out, tracker.as_ref(), Summary::error(msg));
+            }
+            Err(PollError::Transient(msg)) if tracker.is_none() => {
+                failures_before_first_answer += 1;
+                if failures_before_first_answer >= 3 {
+                    return finish(
+                        &mut out,
+                        None,
+                        Summary::error(format!(
+                            "cannot reach ECS{}: {msg}",
+                            a.endpoint_url
+                                .as_deref()
+                                .map(|u| format!(" at {u}"))
+                                .unwrap_or_default()
+                        )),
+                    );
+                }
+                false
             }
             Err(PollError::Transient(msg)) => {
                 let new = last_transient.as_deref() != Some(msg.as_str());
@@ -300,9 +320,19 @@ async fn watch(a: WatchArgs) -> u8 {
         } else {
             (interval * 3 / 2).min(max_interval)
         };
-        let wake = Instant::now() + interval;
+        let wake = (Instant::now() + interval).min(deadline);
+        // Sleep in 1 s steps on a terminal, to keep the elapsed time moving.
+        let state = tracker.as_ref().map(Tracker::now).unwrap_or_default();
+        while Instant::now() < wake {
+            let step = if out.spinner {
+                Duration::from_secs(1)
+            } else {
+                interval
+            };
+            tokio::time::sleep_until(wake.min(Instant::now() + step)).await;
+            out.spin(&state);
+        }
         if wake >= deadline {
-            tokio::time::sleep_until(deadline).await;
             let state = match &tracker {
                 Some(t) => t.state(),
                 None => format!("service {} was never described", a.service),
@@ -317,17 +347,6 @@ async fn watch(a: WatchArgs) -> u8 {
                     verdict: None,
                 },
             );
-        }
-        // Sleep in 1 s steps on a terminal, to keep the elapsed time moving.
-        let state = tracker.as_ref().map(Tracker::state).unwrap_or_default();
-        while Instant::now() < wake {
-            let step = if out.spinner {
-                Duration::from_secs(1)
-            } else {
-                interval
-            };
-            tokio::time::sleep_until(wake.min(Instant::now() + step)).await;
-            out.spin(&state);
         }
     }
 }

@@ -260,6 +260,14 @@ impl Tracker {
         }
     }
 
+    /// The current state, for the spinner line.
+    pub fn now(&self) -> String {
+        match &self.last_counts {
+            Some(c) => format!("{} {c}", self.watched),
+            None => self.watched.clone(),
+        }
+    }
+
     /// Takes one poll: the service and the stopped tasks not seen before.
     pub fn observe(
         &mut self,
