@@ -1,4 +1,5 @@
-//! The command line: `lint`, `rules`, `imagedefs` and `explain`.
+//! The command line: `lint`, `rules`, `imagedefs`, `explain` and `watch`
+//! (whose exit codes are in [`crate::watch`]).
 //!
 //! Exit codes: 0 when nothing at or above `--fail-on` was found (or the
 //! command succeeded), 1 when findings were (or `explain` did not recognise
@@ -40,6 +41,9 @@ enum Command {
     Imagedefs(ImagedefsArgs),
     /// Explain why an ECS task stopped.
     Explain(ExplainArgs),
+    /// Follow one ECS deployment until its rolloutState is COMPLETED; exit 1
+    /// with the reason when it fails, rolls back or its tasks loop.
+    Watch(crate::watch::WatchArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -135,6 +139,7 @@ pub fn run() -> ExitCode {
         Command::Rules { code } => run_rules(code),
         Command::Imagedefs(a) => run_imagedefs(a),
         Command::Explain(a) => run_explain(a),
+        Command::Watch(a) => crate::watch::run(a),
     };
     ExitCode::from(code)
 }

@@ -1,6 +1,7 @@
 //! `fargate-doctor` finds the ECS Fargate traps in CloudFormation templates
 //! before AWS does, writes `imagedefinitions.json`, and explains why a task
-//! stopped.
+//! stopped (with the shared `ecs-explain` crate), and `watch` follows a
+//! deployment until it truly completes.
 //!
 //! The flow of `lint`: [`template`] loads YAML/JSON into one node model with
 //! positions → [`resolve`] says what values mean without deploying →
@@ -21,3 +22,4 @@ pub mod resolve;
 pub mod rules;
 pub mod stacks;
 pub mod template;
+pub mod watch;

@@ -1,5 +1,6 @@
-//! Test doubles of the Slack Web API and the GitHub REST API that behave like
-//! the real services (status codes, error bodies, headers, rate limits,
+//! Test doubles of the Slack Web API, the GitHub REST API and the Amazon ECS
+//! API (deployments, for `fargate-doctor watch`) that behave like the real
+//! services (status codes, error bodies, headers, rate limits,
 //! pagination), plus an independent webhook-signature oracle.
 //!
 //! Each double is an HTTP server on `127.0.0.1` running on the current tokio
@@ -7,6 +8,7 @@
 //!
 //! This crate is test-only code (`publish = false`).
 
+pub mod ecs;
 pub mod github;
 mod server;
 pub mod sign;
