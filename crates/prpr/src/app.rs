@@ -189,6 +189,7 @@ pub async fn run(
     let intake = Arc::new(Intake {
         store: store.clone(),
         notify: Arc::new(cfg.notify.clone()),
+        ops: Arc::new(cfg.ops.clone()),
         verifier,
         wake,
         clock: clock.clone(),

@@ -5,7 +5,8 @@
 //! 1. [`intake`] — the HTTP server: `POST /webhook` reads the raw body, checks the
 //!    signature ([`intake::signature`]), decodes JSON or prpr's form encoding and
 //!    answers GitHub within milliseconds.
-//! 2. [`github`] — typed views of the webhook payloads the rules need.
+//! 2. [`github`] — typed views of the webhook payloads the rules need;
+//!    [`ecs_event`] the same for ECS events from EventBridge (`POST /aws/events`).
 //! 3. [`pipeline`] — one accepted delivery, one store transaction: record the
 //!    delivery ID (dedup), run the [`rules`] against the stored PR state, write the
 //!    new state and the resulting notifications to the outbox.
@@ -25,6 +26,7 @@
 pub mod app;
 pub mod clock;
 pub mod config;
+pub mod ecs_event;
 pub mod github;
 pub mod intake;
 pub mod notice;

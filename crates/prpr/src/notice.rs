@@ -40,6 +40,8 @@ pub enum Kind {
     ReviewSubmitted,
     Mention,
     Merged,
+    /// ECS deploy trouble (or success) for the ops channel.
+    Ops,
 }
 
 impl Kind {
@@ -49,6 +51,7 @@ impl Kind {
             Kind::ReviewSubmitted => "review_submitted",
             Kind::Mention => "mention",
             Kind::Merged => "merged",
+            Kind::Ops => "ops",
         }
     }
 }
@@ -153,6 +156,59 @@ pub enum Notice {
     },
     /// `by` merged the PR.
     Merged { pr: Pr, by: String },
+    /// An ECS deployment failed (the circuit breaker tripped).
+    DeployFailed {
+        service: EcsService,
+        deployment_id: String,
+        reason: String,
+        /// ECS said it is rolling back to the previous deployment.
+        rolled_back: bool,
+    },
+    /// Tasks of one task definition keep failing to start (or exiting):
+    /// ECS will keep replacing them, for ever, unless someone acts.
+    RestartLoop {
+        service: EcsService,
+        task_definition: String,
+        /// Failed stops counted within the window.
+        stops: u32,
+        window_secs: u64,
+        /// The latest stop, as ECS reported it.
+        stop_code: String,
+        reason: String,
+        /// What `fargate-doctor explain` says about it, when it knows.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        explanation: Option<Explanation>,
+    },
+    /// ECS warns or errs about a service (`SERVICE_TASK_START_IMPAIRED`,
+    /// placement failures…).
+    ServiceAction {
+        service: EcsService,
+        /// `WARN` or `ERROR`.
+        level: String,
+        event_name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// A deployment reached steady state (only with `[ops] announce_deploys`).
+    Deployed {
+        service: EcsService,
+        deployment_id: String,
+    },
+}
+
+/// An ECS service (or, for a task not started by a service, its group).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EcsService {
+    pub cluster: String,
+    pub service: String,
+}
+
+/// Why a task stopped, in words: the trap, the cause, what to change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Explanation {
+    pub trap: String,
+    pub cause: String,
+    pub fix: Vec<String>,
 }
 
 impl Notice {
@@ -162,6 +218,10 @@ impl Notice {
             Notice::ReviewSubmitted { .. } => Kind::ReviewSubmitted,
             Notice::Mentioned { .. } => Kind::Mention,
             Notice::Merged { .. } => Kind::Merged,
+            Notice::DeployFailed { .. }
+            | Notice::RestartLoop { .. }
+            | Notice::ServiceAction { .. }
+            | Notice::Deployed { .. } => Kind::Ops,
         }
     }
 }

@@ -22,8 +22,11 @@ pub async fn ingest(
         id: delivery_id,
         event: event_name,
         subject: &subject,
+        history_since: None,
     };
     store
-        .record(&meta, now_ms, |state| rules::decide(event, state, cfg))
+        .record(&meta, now_ms, |recall| {
+            rules::decide(event, &recall.pr, cfg)
+        })
         .await
 }

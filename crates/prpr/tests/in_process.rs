@@ -44,6 +44,7 @@ async fn a_trickled_body_gets_408_after_exactly_15_s() {
     let intake = Arc::new(Intake {
         store: sqlite_store(&dir).await,
         notify: Arc::new(NotifyConfig::default()),
+        ops: Arc::new(Default::default()),
         verifier: Some(Verifier::new(Secret::new("s3cret"), false)),
         wake: Arc::new(tokio::sync::Notify::new()),
         clock: Clock::system(),

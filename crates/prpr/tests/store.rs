@@ -60,10 +60,11 @@ async fn record(
         id,
         event: "pull_request",
         subject: &s,
+        history_since: None,
     };
     store
-        .record(&meta, 1_000, |state| {
-            let mut next = state.clone();
+        .record(&meta, 1_000, |recall| {
+            let mut next = recall.pr.clone();
             next.requested.insert(login.into());
             Decision {
                 notifications: notes,
@@ -98,10 +99,11 @@ async fn dedup_and_state(store: Store) {
         id: "d2",
         event: "pull_request",
         subject: &s,
+        history_since: None,
     };
     store
-        .record(&meta, 2_000, |state| {
-            assert!(state.requested.contains("alice"));
+        .record(&meta, 2_000, |recall| {
+            assert!(recall.pr.requested.contains("alice"));
             Decision::default()
         })
         .await
@@ -255,6 +257,7 @@ async fn prune_keeps_recent_rows(store: Store) {
         id: "new",
         event: "pull_request",
         subject: &s,
+        history_since: None,
     };
     store
         .record(&meta, 50_000, |_| Decision::default())

@@ -157,6 +157,26 @@ pub const OVERRIDES: &[Override] = &[
         },
     },
     Override {
+        var: "PRPR_OPS_CHANNEL",
+        aliases: &[],
+        setting: "ops.channel",
+        secret: false,
+        set: |c, _, v| {
+            c.ops.channel = Some(v);
+            Ok(())
+        },
+    },
+    Override {
+        var: "PRPR_AWS_EVENTS_TOKEN",
+        aliases: &[],
+        setting: "ops.events_token",
+        secret: true,
+        set: |c, _, v| {
+            c.ops.events_token = Some(Secret::new(v));
+            Ok(())
+        },
+    },
+    Override {
         var: "PRPR_MERGED_CHANNEL",
         aliases: &["MERGED_ROOM"],
         setting: "notify.merged_channel",

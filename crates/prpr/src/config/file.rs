@@ -18,8 +18,8 @@ use toml::de::{DeTable, DeValue};
 
 use super::validate::{Origin, Origins};
 use super::{
-    Config, DatabaseConfig, GithubConfig, LogConfig, NotifyConfig, Problem, ServerConfig,
-    SlackConfig, members,
+    Config, DatabaseConfig, GithubConfig, LogConfig, NotifyConfig, OpsConfig, Problem,
+    ServerConfig, SlackConfig, members,
 };
 
 /// Top-level tables read by [`members`], not by serde: their keys are logins
@@ -34,6 +34,7 @@ fn section_fields(section: &str) -> Option<&'static [&'static str]> {
         "slack" => fields::<SlackConfig>(),
         "notify" => fields::<NotifyConfig>(),
         "database" => fields::<DatabaseConfig>(),
+        "ops" => fields::<OpsConfig>(),
         "log" => fields::<LogConfig>(),
         _ => return None,
     })

@@ -23,6 +23,7 @@ mod validate;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
@@ -248,6 +249,73 @@ impl Default for DatabaseConfig {
     }
 }
 
+/// `[ops]`: ECS deploy trouble, received from EventBridge on
+/// `POST /aws/events` (see `intake::aws_events`) and posted to a channel.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct OpsConfig {
+    /// Where alerts go. Without it, events are still recorded (and
+    /// deduplicated) but nothing is posted.
+    pub channel: Option<String>,
+    /// The `x-prpr-events-token` EventBridge's connection sends. Without it
+    /// the endpoint does not exist (404).
+    pub events_token: Option<Secret>,
+    /// Failed task starts (or essential container exits) of one service's
+    /// task definition within `loop_window` that make a restart loop.
+    pub loop_threshold: u32,
+    /// The restart-loop window, and how long a loop must be quiet before it
+    /// is announced again; `"10m"`, `"90s"`, `"1h"` or seconds.
+    #[serde(deserialize_with = "duration")]
+    pub loop_window: Duration,
+    /// Also post a short notice when a deployment completes.
+    pub announce_deploys: bool,
+}
+
+impl Default for OpsConfig {
+    fn default() -> Self {
+        OpsConfig {
+            channel: None,
+            events_token: None,
+            loop_threshold: 3,
+            loop_window: Duration::from_secs(600),
+            announce_deploys: false,
+        }
+    }
+}
+
+/// `"10m"`, `"90s"`, `"2h"` or a number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (e.g. \"10m\", \"90s\", \"1h\")"))?;
+    let secs = match unit.trim() {
+        "" | "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        _ => {
+            return Err(format!(
+                "{s:?} is not a duration (e.g. \"10m\", \"90s\", \"1h\")"
+            ));
+        }
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Secs(u64),
+        Text(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Secs(n) => Ok(Duration::from_secs(n)),
+        Raw::Text(t) => parse_duration(&t).map_err(serde::de::Error::custom),
+    }
+}
+
 /// `[log]`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
@@ -268,6 +336,7 @@ pub struct Config {
     pub slack: SlackConfig,
     pub notify: NotifyConfig,
     pub database: DatabaseConfig,
+    pub ops: OpsConfig,
     pub log: LogConfig,
 }
 

@@ -74,6 +74,7 @@ pub(crate) fn validate(cfg: &Config, at: &Origins) -> Vec<Problem> {
     for (setting, value) in [
         ("notify.channel", &cfg.notify.channel),
         ("notify.merged_channel", &cfg.notify.merged_channel),
+        ("ops.channel", &cfg.ops.channel),
     ] {
         if let Some(c) = value
             && !is_channel(c)
@@ -92,6 +93,26 @@ pub(crate) fn validate(cfg: &Config, at: &Origins) -> Vec<Problem> {
             "config",
             None,
             "notify.delivery = \"channel\"/\"both\" needs notify.channel (or PRPR_CHANNEL)".into(),
+        ));
+    }
+    if cfg.ops.loop_threshold == 0 {
+        problems.push(at.error(
+            "ops.loop_threshold",
+            "ops.loop_threshold must be at least 1".into(),
+        ));
+    }
+    if cfg.ops.loop_window.is_zero() {
+        problems.push(at.error(
+            "ops.loop_window",
+            "ops.loop_window must be longer than 0 s".into(),
+        ));
+    }
+    if let Some(token) = &cfg.ops.events_token
+        && token.expose().trim().len() < 16
+    {
+        problems.push(at.error(
+            "ops.events_token",
+            "ops.events_token (PRPR_AWS_EVENTS_TOKEN) is too short to guess-proof the endpoint: use 32 or more random characters (the value is not shown)".into(),
         ));
     }
     let slack = &cfg.slack;

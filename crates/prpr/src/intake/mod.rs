@@ -10,6 +10,7 @@
 //! and never a stack trace. `202` is only sent once the delivery is durably
 //! stored, so GitHub's "delivered" means prpr will act on it.
 
+pub mod aws_events;
 pub mod decode;
 pub mod signature;
 
@@ -26,7 +27,7 @@ use serde_json::json;
 use tokio::sync::Notify;
 
 use crate::clock::Clock;
-use crate::config::NotifyConfig;
+use crate::config::{NotifyConfig, OpsConfig};
 use crate::github::Event;
 use crate::pipeline;
 use crate::store::{Recorded, Store};
@@ -45,6 +46,8 @@ const MAX_DELIVERY_ID: usize = 128;
 pub struct Intake {
     pub store: Arc<Store>,
     pub notify: Arc<NotifyConfig>,
+    /// `[ops]`: the `/aws/events` token and the ops rule's settings.
+    pub ops: Arc<OpsConfig>,
     /// `None` only with `--insecure-accept-unsigned`.
     pub verifier: Option<Verifier>,
     /// Wakes the sender after something was queued.
@@ -57,6 +60,7 @@ pub fn router(intake: Arc<Intake>) -> Router {
     Router::new()
         .route("/webhook", post(webhook))
         .route("/", post(webhook))
+        .route("/aws/events", post(aws_events::handle))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(|| async { reply(StatusCode::NOT_FOUND, json!({"error": "not found"})) })

@@ -8,8 +8,10 @@
 //! the transaction that records the delivery.
 //!
 //! One file per kind of notice: [`review_request`], [`review`], [`mention`],
-//! [`merged`]; [`recipients`] turns a GitHub login or team into Slack targets.
+//! [`merged`], and [`ecs`] for ECS deploy trouble (not GitHub events: it has
+//! its own entry point, [`ecs::decide`]); [`recipients`] turns a GitHub login or team into Slack targets.
 
+pub mod ecs;
 pub mod mention;
 pub mod merged;
 pub mod recipients;

@@ -108,8 +108,99 @@ pub fn render(address: &Address, notice: &Notice) -> Message {
             escape(by),
             pr_summary(pr)
         ),
+        Notice::DeployFailed {
+            service,
+            deployment_id,
+            reason,
+            rolled_back,
+        } => {
+            let after = if *rolled_back {
+                "ECS is rolling back to the previous deployment."
+            } else {
+                "ECS did not say it rolled back: the service may be left without running tasks."
+            };
+            format!(
+                "{prefix}:x: *Deployment failed* for {} (deployment `{}`)\n{}\n{after}",
+                ecs_service(service),
+                code(deployment_id),
+                escape(reason)
+            )
+        }
+        Notice::RestartLoop {
+            service,
+            task_definition,
+            stops,
+            window_secs,
+            stop_code,
+            reason,
+            explanation,
+        } => {
+            let mut text = format!(
+                "{prefix}:rotating_light: *Restart loop* in {}: {stops} tasks of `{}` stopped within {} (`{}`)\nLatest: {}",
+                ecs_service(service),
+                code(task_definition),
+                minutes(*window_secs),
+                code(stop_code),
+                escape(reason)
+            );
+            if let Some(e) = explanation {
+                text.push_str(&format!(
+                    "\n*Why:* {}. {}",
+                    escape(&e.trap),
+                    escape(&e.cause)
+                ));
+                for fix in &e.fix {
+                    text.push_str(&format!("\n• {}", escape(fix)));
+                }
+            }
+            text
+        }
+        Notice::ServiceAction {
+            service,
+            level,
+            event_name,
+            reason,
+        } => {
+            let icon = if level == "ERROR" { ":x:" } else { ":warning:" };
+            let mut text = format!(
+                "{prefix}{icon} `{}` for {}",
+                code(event_name),
+                ecs_service(service)
+            );
+            if let Some(r) = reason {
+                text.push_str(&format!(": {}", escape(r)));
+            }
+            text
+        }
+        Notice::Deployed {
+            service,
+            deployment_id,
+        } => format!(
+            "{prefix}:white_check_mark: Deployed {} (deployment `{}`)",
+            ecs_service(service),
+            code(deployment_id)
+        ),
     };
     Message::from_mrkdwn(text)
+}
+
+/// `service` in cluster `cluster`, as code spans.
+fn ecs_service(s: &crate::notice::EcsService) -> String {
+    format!("`{}` in cluster `{}`", code(&s.service), code(&s.cluster))
+}
+
+/// Text for inside a code span: escaped, and without backticks, which would
+/// end the span.
+fn code(text: &str) -> String {
+    escape(&text.replace('`', "'"))
+}
+
+fn minutes(secs: u64) -> String {
+    if secs.is_multiple_of(60) {
+        format!("{} min", secs / 60)
+    } else {
+        format!("{secs} s")
+    }
 }
 
 /// What starts a message in a shared channel so the right person is pinged.

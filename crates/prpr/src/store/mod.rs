@@ -95,6 +95,27 @@ pub struct DeliveryMeta<'a> {
     pub id: &'a str,
     pub event: &'a str,
     pub subject: &'a Subject,
+    /// For events judged by what came before them (ECS task stops: is this a
+    /// restart loop?): the earliest receipt time of earlier deliveries of the
+    /// same event and subject to hand to `decide`, read inside the
+    /// transaction so concurrent deliveries are judged in turn.
+    pub history_since: Option<i64>,
+}
+
+/// An earlier delivery of the same event and subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seen {
+    pub received_at: i64,
+    /// It queued notifications (an alert went out for it).
+    pub notified: bool,
+}
+
+/// What `decide` is given: the PR's stored state (default when new or not
+/// about a PR) and, when asked for, earlier deliveries (newest first).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Recall {
+    pub pr: PrState,
+    pub history: Vec<Seen>,
 }
 
 /// What [`Store::record`] did.
@@ -194,13 +215,14 @@ impl Store {
     /// Records a delivery and queues what the rules decide, atomically.
     ///
     /// `decide` gets the PR's stored state (default when new or when the event
-    /// is not about a PR) and must be pure: it may run on a transaction that is
-    /// then rolled back.
+    /// is not about a PR) and, with [`DeliveryMeta::history_since`], earlier
+    /// deliveries of the same event and subject. It must be pure: it may run
+    /// on a transaction that is then rolled back.
     pub async fn record(
         &self,
         d: &DeliveryMeta<'_>,
         now_ms: i64,
-        decide: impl FnOnce(&PrState) -> Decision,
+        decide: impl FnOnce(&Recall) -> Decision,
     ) -> Result<Recorded, StoreError> {
         let _guard = self.write_guard().await;
         let dialect = self.dialect;
@@ -257,7 +279,36 @@ impl Store {
                 None => PrState::default(),
             };
 
-            let decision = decide(&state);
+            let mut history = Vec::new();
+            if let (Some(since), Some(key)) = (d.history_since, d.subject.repo.as_deref()) {
+                if dialect == Dialect::Postgres {
+                    // One judge per subject at a time (SQLite's BEGIN IMMEDIATE
+                    // already serialises everything).
+                    sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                        .bind(format!("{}|{key}", d.event))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let rows = sqlx::query(
+                    "SELECT received_at, notifications FROM deliveries \
+                     WHERE event = $1 AND repo = $2 AND received_at >= $3 AND id <> $4 \
+                     ORDER BY received_at DESC LIMIT 1000",
+                )
+                .bind(d.event)
+                .bind(key)
+                .bind(since)
+                .bind(d.id)
+                .fetch_all(&mut *tx)
+                .await?;
+                for r in &rows {
+                    let notifications: i64 = r.try_get("notifications")?;
+                    history.push(Seen {
+                        received_at: r.try_get("received_at")?,
+                        notified: notifications > 0,
+                    });
+                }
+            }
+            let decision = decide(&Recall { pr: state, history });
 
             if let (Some((repo, number)), Some(next)) = (pr_key, &decision.state) {
                 let json = serde_json::to_string(next).map_err(|e| StoreError::Corrupt(e.to_string()))?;
