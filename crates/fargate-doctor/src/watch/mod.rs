@@ -314,12 +314,7 @@ async fn watch(a: WatchArgs) -> u8 {
                 new
             }
         };
-        // Back off while nothing happens; look again soon after a change.
-        interval = if changed {
-            a.poll_interval
-        } else {
-            (interval * 3 / 2).min(max_interval)
-        };
+        interval = next_interval(interval, a.poll_interval, max_interval, changed);
         let wake = (Instant::now() + interval).min(deadline);
         // Sleep in 1 s steps on a terminal, to keep the elapsed time moving.
         let state = tracker.as_ref().map(Tracker::now).unwrap_or_default();
@@ -348,6 +343,16 @@ async fn watch(a: WatchArgs) -> u8 {
                 },
             );
         }
+    }
+}
+
+/// Backs off (×1.5) while nothing happens, up to `max`; looks again at the
+/// base interval after a change, when the next one is likely to follow.
+fn next_interval(current: Duration, base: Duration, max: Duration, changed: bool) -> Duration {
+    if changed {
+        base
+    } else {
+        (current * 3 / 2).min(max)
     }
 }
 
@@ -491,5 +496,18 @@ mod tests {
                 .contains("not a duration")
         );
         assert_eq!(human(Duration::from_secs(95)), "1m35s");
+    }
+
+    #[test]
+    fn polls_back_off_from_5s_to_15s_and_reset_on_change() {
+        let (base, max) = (Duration::from_secs(5), Duration::from_secs(15));
+        let mut i = base;
+        let mut seen = Vec::new();
+        for _ in 0..5 {
+            i = next_interval(i, base, max, false);
+            seen.push(i.as_millis());
+        }
+        assert_eq!(seen, [7500, 11250, 15000, 15000, 15000]);
+        assert_eq!(next_interval(i, base, max, true), base);
     }
 }
