@@ -134,7 +134,7 @@ pub fn explain_reason(reason: &str) -> Option<Diagnosis> {
                 "image pull: no network path from the task to the registry",
                 "The task could not reach the registry (or the S3 bucket ECR serves layers from) before the timeout. A Fargate task in a subnet without a NAT route, or in a public subnet without AssignPublicIp ENABLED, or without the VPC endpoints ecr.api, ecr.dkr and S3 (gateway), cannot pull its image.",
                 &[
-                    "Private subnets: route 0.0.0.0/0 to a NAT gateway, or add VPC endpoints com.amazonaws.REGION.ecr.api, .ecr.dkr (interface) and .s3 (gateway, on the subnets' route tables).",
+                    "Private subnets: route 0.0.0.0/0 to a NAT gateway, or add VPC endpoints com.amazonaws.REGION.ecr.api, .ecr.dkr (interface) and .s3 (gateway, on the subnets' route tables), plus .logs (interface) when the task logs with awslogs.",
                     "Public subnets: set AssignPublicIp: ENABLED and make sure the route table sends 0.0.0.0/0 to an internet gateway.",
                     "Check the task's security group allows outbound HTTPS (443) and the network ACLs allow the return traffic.",
                 ],

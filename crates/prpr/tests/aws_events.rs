@@ -208,6 +208,7 @@ async fn five_failed_starts_make_one_restart_loop_alert(database_url: Option<Str
         "ecr.api",
         "ecr.dkr",
         ".s3",
+        ".logs",
     ] {
         assert!(alert.contains(words), "{words:?} missing from:\n{alert}");
     }
