@@ -80,12 +80,19 @@ impl<'t> Resolver<'t> {
             .is_some_and(|p| p.get("Default").is_none())
     }
 
-    /// `Some((name, default))` when `n` is `Ref` to a parameter.
+    /// `Some((name, default))` when `n` is `Ref` to a parameter, or the
+    /// equivalent `Fn::Sub` of nothing but that parameter (`!Sub ${Name}`).
     pub fn param_ref(&self, n: &'t Node) -> Option<(&'t str, Option<String>)> {
-        let ("Ref", arg) = n.intrinsic()? else {
-            return None;
+        let name = match n.intrinsic()? {
+            ("Ref", arg) => arg.as_str()?,
+            ("Fn::Sub", arg) => arg
+                .as_str()?
+                .trim()
+                .strip_prefix("${")?
+                .strip_suffix('}')
+                .filter(|v| !v.contains(['$', '{', '}', '!']))?,
+            _ => return None,
         };
-        let name = arg.as_str()?;
         let (k, p) = self.params.get_key_value(name)?;
         Some((k, p.get("Default").and_then(|d| d.scalar())))
     }
