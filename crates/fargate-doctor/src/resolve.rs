@@ -1,7 +1,8 @@
 //! Resolution of what a template value means without deploying it.
 //!
 //! `Ref`/`Fn::GetAtt` to resources become [`Res::Resource`], parameters with a
-//! `Default` become that default, `Fn::If` follows the branch its condition
+//! `Default` become that default (unless the scenario gives a condition on
+//! the parameter the value the default contradicts), `Fn::If` follows the branch its condition
 //! takes with those defaults, and `Fn::Sub`/`Fn::Join`/`Fn::Select` of known
 //! parts become text. Anything that depends on the deploy (a parameter without
 //! a default, `Fn::ImportValue`, pseudo parameters) stays unknown, with a
@@ -35,6 +36,9 @@ pub struct Resolver<'t> {
     /// The condition values of the scenario being checked (see
     /// [`scenarios`]); `None` evaluates conditions with parameter defaults.
     scenario: Option<Scenario>,
+    /// Parameters whose default contradicts the scenario (a condition on
+    /// them takes the other value): their value is not the default here.
+    stale_defaults: std::collections::HashSet<&'t str>,
 }
 
 /// One consistent set of condition values: the same condition is the same
@@ -62,15 +66,61 @@ impl<'t> Resolver<'t> {
             conditions: collect("Conditions"),
             mappings: root.get("Mappings"),
             scenario: None,
+            stale_defaults: Default::default(),
         }
     }
 
     /// A resolver that takes condition values from `scenario`.
     pub fn with_scenario(root: &'t Node, scenario: Option<Scenario>) -> Self {
+        let base = Resolver::new(root);
+        let mut stale = std::collections::HashSet::new();
+        for (name, value) in scenario.iter().flatten() {
+            let Some(v) = value else { continue };
+            if base.condition(name) == Some(!*v) {
+                base.condition_params(name, 0, &mut stale);
+            }
+        }
         Resolver {
             scenario,
-            ..Resolver::new(root)
+            stale_defaults: stale,
+            ..base
         }
+    }
+
+    /// The parameters a condition reads, through the conditions it names.
+    fn condition_params(
+        &self,
+        name: &str,
+        depth: usize,
+        out: &mut std::collections::HashSet<&'t str>,
+    ) {
+        let Some(node) = self.conditions.get(name) else {
+            return;
+        };
+        if depth > 16 {
+            return;
+        }
+        walk_refs(node, &mut |n| match n.intrinsic() {
+            Some(("Ref", a)) => {
+                if let Some((k, _)) = a.as_str().and_then(|p| self.params.get_key_value(p)) {
+                    out.insert(k);
+                }
+            }
+            Some(("Condition", a)) => {
+                if let Some(c) = a.as_str() {
+                    self.condition_params(c, depth + 1, out);
+                }
+            }
+            _ => {}
+        });
+    }
+
+    /// A parameter's default, unless the scenario rules it out.
+    fn default_of(&self, name: &str) -> Option<&'t Node> {
+        if self.stale_defaults.contains(name) {
+            return None;
+        }
+        self.params.get(name).and_then(|p| p.get("Default"))
     }
 
     /// Whether a parameter of this name exists and has no `Default`.
@@ -80,12 +130,19 @@ impl<'t> Resolver<'t> {
             .is_some_and(|p| p.get("Default").is_none())
     }
 
-    /// `Some((name, default))` when `n` is `Ref` to a parameter.
+    /// `Some((name, default))` when `n` is `Ref` to a parameter, or the
+    /// equivalent `Fn::Sub` of nothing but that parameter (`!Sub ${Name}`).
     pub fn param_ref(&self, n: &'t Node) -> Option<(&'t str, Option<String>)> {
-        let ("Ref", arg) = n.intrinsic()? else {
-            return None;
+        let name = match n.intrinsic()? {
+            ("Ref", arg) => arg.as_str()?,
+            ("Fn::Sub", arg) => arg
+                .as_str()?
+                .trim()
+                .strip_prefix("${")?
+                .strip_suffix('}')
+                .filter(|v| !v.contains(['$', '{', '}', '!']))?,
+            _ => return None,
         };
-        let name = arg.as_str()?;
         let (k, p) = self.params.get_key_value(name)?;
         Some((k, p.get("Default").and_then(|d| d.scalar())))
     }
@@ -116,8 +173,8 @@ impl<'t> Resolver<'t> {
                 if let Some((id, _)) = self.resources.get_key_value(name) {
                     return Res::Resource { id, attr: None };
                 }
-                if let Some(p) = self.params.get(name) {
-                    return match p.get("Default") {
+                if self.params.contains_key(name) {
+                    return match self.default_of(name) {
                         Some(d) => Res::Lit(d),
                         None => Res::Unknown(format!("parameter {name}")),
                     };
@@ -376,9 +433,9 @@ impl<'t> Resolver<'t> {
         {
             return self.resource_shape(res, Some(attr), sym);
         }
-        if let Some(p) = self.params.get(v) {
-            return p
-                .get("Default")
+        if self.params.contains_key(v) {
+            return self
+                .default_of(v)
                 .and_then(|d| d.scalar())
                 .unwrap_or_else(|| self.unknown(sym, || format!("parameter {v}")));
         }

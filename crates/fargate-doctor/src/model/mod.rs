@@ -330,7 +330,18 @@ impl<'t> TaskDef<'t> {
             .filter(|n| !matches!(r.resolve(n), Res::NoValue));
         let containers = res
             .prop("ContainerDefinitions")
-            .map(|l| l.items().iter().map(|c| Container::new(r, c)).collect())
+            .map(|l| {
+                l.items()
+                    .iter()
+                    // A container under Fn::If: the branch of the condition
+                    // assignment being checked (none for AWS::NoValue).
+                    .filter_map(|c| match r.resolve(c) {
+                        Res::Lit(n) => Some(Container::new(r, n)),
+                        Res::NoValue => None,
+                        _ => Some(Container::new(r, c)),
+                    })
+                    .collect()
+            })
             .unwrap_or_default();
         TaskDef {
             res,

@@ -107,8 +107,7 @@ pub fn buildspec(m: &Model<'_>, project: &Resource<'_>) -> Buildspec {
         Some((key, node)) => {
             let text = m.r.render(node);
             if text.contains('\n') || text.trim_start().starts_with("version") {
-                let line_base =
-                    block_line_base(&m.template.source, key.pos).unwrap_or(node.pos.line);
+                let line_base = text_line_base(&m.template.source, node).unwrap_or(key.pos.line);
                 return match template::parse("buildspec", &text) {
                     Ok(root) => Buildspec::Read {
                         root,
@@ -182,15 +181,48 @@ pub struct BuildspecFile {
     pub beside: bool,
 }
 
-/// For `BuildSpec: |` (the key at `key`) the text starts on the next line.
-fn block_line_base(source: &str, key: Pos) -> Option<usize> {
-    let line = source.lines().nth(key.line.checked_sub(1)?)?;
-    let rest: String = line.chars().skip(key.col.saturating_sub(1)).collect();
-    let (_, value) = rest.split_once(':')?;
-    value
-        .trim_start()
-        .starts_with(['|', '>'])
-        .then_some(key.line + 1)
+/// The template line holding line 1 of an inline buildspec whose value is
+/// `node` (a string, or `Fn::Sub` of one): for a block scalar (`|`, `>`) the
+/// line after its indicator, for a flow scalar the line it starts on.
+fn text_line_base(source: &str, node: &Node) -> Option<usize> {
+    let text = match node.intrinsic() {
+        Some(("Fn::Sub", arg)) => match &arg.value {
+            Value::Seq(items) => items.first().unwrap_or(arg),
+            _ => arg,
+        },
+        _ => node,
+    };
+    // The parser places a scalar where its text starts (the line after a
+    // block indicator); a tagged scalar (`!Sub |`) has no position of its own.
+    if text.pos.line > 0 {
+        return Some(text.pos.line);
+    }
+    let lines: Vec<&str> = source.lines().collect();
+    let (mut line, mut col) = (node.pos.line, node.pos.col);
+    while line <= node.pos.line + 2 {
+        let l = lines.get(line.checked_sub(1)?)?;
+        let mut rest = l.get(col.saturating_sub(1)..).unwrap_or("");
+        loop {
+            rest = rest.trim_start();
+            if rest.is_empty() || rest.starts_with('#') {
+                break;
+            }
+            if rest.starts_with('!') {
+                rest = rest.split_once(char::is_whitespace).map_or("", |(_, r)| r);
+            } else if let Some(r) = rest.strip_prefix("Fn::Sub:") {
+                rest = r;
+            } else if rest == "-" || rest.starts_with("- ") || rest.starts_with('[') {
+                rest = &rest[1..];
+            } else if rest.starts_with(['|', '>']) {
+                return Some(line + 1);
+            } else {
+                return Some(line);
+            }
+        }
+        line += 1;
+        col = 1;
+    }
+    None
 }
 
 /// A command that writes a file.
@@ -434,6 +466,23 @@ mod tests {
         let env = HashMap::from([("CONTAINER_NAME".to_string(), "web".to_string())]);
         assert_eq!(expand("$CONTAINER_NAME", &env), Ok("web".into()));
         assert_eq!(expand("${NOPE}", &env), Err("${NOPE}".into()));
+    }
+
+    #[test]
+    fn inline_buildspec_line_base() {
+        let base = |src: &str| {
+            let root = template::parse("t.yaml", src).unwrap();
+            let node = root.get("B").unwrap();
+            text_line_base(src, node)
+        };
+        assert_eq!(base("B: |\n  version: 0.2\n"), Some(2));
+        assert_eq!(base("B: !Sub |\n  version: 0.2\n"), Some(2));
+        assert_eq!(
+            base("B: !Sub\n  - |\n    ---\n    version: 0.2\n  - {}\n"),
+            Some(3)
+        );
+        assert_eq!(base("B:\n  Fn::Sub: |\n    version: 0.2\n"), Some(3));
+        assert_eq!(base("B: \"version: 0.2\\nphases: {}\"\n"), Some(1));
     }
 
     #[test]

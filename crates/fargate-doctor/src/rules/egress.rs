@@ -54,11 +54,16 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
             .map(|td| {
                 td.containers
                     .iter()
-                    .filter_map(|c| {
-                        Some((
-                            c.name.clone().unwrap_or_default(),
-                            network::registry(m, c.image?),
-                        ))
+                    .enumerate()
+                    .filter_map(|(i, c)| {
+                        // A container whose name the template does not fix
+                        // is named by where its name comes from, or its place.
+                        let label = match (&c.name, &c.name_from) {
+                            (Some(n), _) => n.clone(),
+                            (None, Some(f)) => format!("named by {}", f.describe()),
+                            (None, None) => format!("#{} of ContainerDefinitions", i + 1),
+                        };
+                        Some((label, network::registry(m, c.image?)))
                     })
                     .collect()
             })

@@ -217,9 +217,10 @@ pub fn check(m: &Model<'_>, out: &mut Sink<'_>) {
 }
 
 /// FD204: the load balancer's container must exist and map the port.
-/// Names that only the deploy fixes (a parameter without a default) give a
-/// note saying what must hold; a literal against a parameter whose default
-/// differs gives a warning, since it works only if the parameter is set.
+/// Names that only the deploy fixes (a parameter without a default, also
+/// against a literal ContainerName) give a note saying what must hold; a
+/// literal against a parameter whose default differs gives a warning, since
+/// it works only if the parameter is set.
 fn check_lb_container(
     out: &mut Sink<'_>,
     svc: &crate::model::Service<'_>,
@@ -295,6 +296,38 @@ fn check_lb_container(
             _ => None,
         })
         .collect();
+    // A parameter without a default: nothing is wrong as written, the
+    // deploy must set it to the literal.
+    let no_default: Vec<&str> = td
+        .containers
+        .iter()
+        .filter_map(|c| match &c.name_from {
+            Some(NameFrom::Param {
+                name,
+                default: None,
+            }) => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    if !no_default.is_empty() {
+        let params: Vec<String> = no_default
+            .iter()
+            .map(|p| format!("parameter {p}"))
+            .collect();
+        out.note(
+            &FD204,
+            &svc.res,
+            pos,
+            format!(
+                "service {id}: the load balancer has {lb_side}, and task definition {tdid} names its container{} by {} without a default; the deploy must set {} to {cname}",
+                if no_default.len() > 1 { "s" } else { "" },
+                list(&params),
+                if no_default.len() > 1 { "one of them" } else { "it" }
+            ),
+            "name both from the same parameter (ContainerName: !Ref NAME), or write the same literal in both places".into(),
+        );
+        return;
+    }
     if !param_named.is_empty() {
         out.report_as(
             &FD204,

@@ -42,8 +42,8 @@ super::declare_rules! {
     );
     FD606 = (
         "retired-codebuild-image",
-        Error,
-        "A CodeBuild project uses a curated image that no longer exists (aws/codebuild/docker:*, java:*, python:*, ...)"
+        Warning,
+        "A CodeBuild project uses an unsupported pre-2019 curated image (aws/codebuild/docker:*, java:*, python:*, ...)"
     );
     FD607 = (
         "docker-build-not-privileged",
@@ -344,8 +344,9 @@ fn buildspec_pos(m: &Model<'_>, file: &str, line_base: usize, line: usize) -> Po
     Pos { line: l, col }
 }
 
-/// Curated CodeBuild images from before the 2019 `standard` images; AWS
-/// removed them, so a build that names one fails to start.
+/// Curated CodeBuild images from before the 2019 `standard` images. AWS no
+/// longer supports them (no updates), but does not delete them, so builds
+/// that name one still start.
 const RETIRED_IMAGES: &[&str] = &[
     "aws/codebuild/docker:",
     "aws/codebuild/java:",
@@ -359,6 +360,53 @@ const RETIRED_IMAGES: &[&str] = &[
     "aws/codebuild/android-java-",
     "aws/codebuild/eb-",
 ];
+
+/// What the linter knows about a CodeBuild image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ImageKind {
+    /// A pre-2019 curated image (AWS CLI v1, docker run differently).
+    Retired,
+    /// A current curated image (`standard`, `amazonlinux*`) with AWS CLI v1.
+    CuratedCliV1,
+    /// A current curated image that ships AWS CLI v2.
+    CuratedCliV2,
+    /// A custom image, or one the linter does not know.
+    Unknown,
+}
+
+impl ImageKind {
+    fn curated(self) -> bool {
+        matches!(self, ImageKind::CuratedCliV1 | ImageKind::CuratedCliV2)
+    }
+}
+
+/// Classifies an image name. AWS CLI v2 ships in aws/codebuild/standard:5.0
+/// and later, amazonlinux2-x86_64-standard:3.0 and later,
+/// amazonlinux2-aarch64-standard:2.0 and later, and every
+/// amazonlinux-{x86_64,aarch64}-standard (AL2023) image.
+fn image_kind(image: &str) -> ImageKind {
+    if RETIRED_IMAGES.iter().any(|p| image.starts_with(p)) {
+        return ImageKind::Retired;
+    }
+    let major = |v: &str| -> Option<u32> { v.split('.').next()?.parse().ok() };
+    let family = [
+        ("aws/codebuild/standard:", 5),
+        ("aws/codebuild/amazonlinux2-x86_64-standard:", 3),
+        ("aws/codebuild/amazonlinux2-aarch64-standard:", 2),
+        ("aws/codebuild/amazonlinux-x86_64-standard:", 0),
+        ("aws/codebuild/amazonlinux-aarch64-standard:", 0),
+    ];
+    for (prefix, first_v2) in family {
+        if let Some(version) = image.strip_prefix(prefix) {
+            return match major(version) {
+                Some(v) if v >= first_v2 => ImageKind::CuratedCliV2,
+                Some(_) => ImageKind::CuratedCliV1,
+                None => ImageKind::Unknown,
+            };
+        }
+    }
+    ImageKind::Unknown
+}
 
 fn is_docker_command(cmd: &str) -> bool {
     [
@@ -382,24 +430,24 @@ fn check_project(m: &Model<'_>, out: &mut Sink<'_>, project: &Resource<'_>) {
     let env = project.prop("Environment");
     let image_node = env.and_then(|e| e.get("Image"));
     let image = image_node.and_then(|n| m.r.string(n));
-    if let (Some(image), Some(node)) = (&image, image_node)
-        && RETIRED_IMAGES.iter().any(|p| image.starts_with(p))
-    {
-        let (sev, from) = match m.r.param_ref(node) {
-            // Only the default is retired; the deploy may pass another image.
-            Some((name, _)) => (
-                Severity::Warning,
-                format!(" (the default of parameter {name})"),
-            ),
-            None => (Severity::Error, String::new()),
-        };
+    // `Some(name)` when the image is a parameter: the deploy may pass another.
+    let image_param = image_node.and_then(|n| m.r.param_ref(n)).map(|(p, _)| p);
+    let from = image_param
+        .map(|p| format!(" (the default of parameter {p})"))
+        .unwrap_or_default();
+    let kind = match (&image, image_param) {
+        (Some(i), None) => image_kind(i),
+        _ => ImageKind::Unknown,
+    };
+    let default_kind = image.as_deref().map(image_kind);
+    if let (Some(image), Some(ImageKind::Retired)) = (&image, default_kind) {
         out.report_as(
             &FD606,
-            sev,
+            Severity::Warning,
             project,
             key_pos(env, "Image", project.pos),
             format!(
-                "project {} uses the CodeBuild image {image}{from}, a curated image AWS has removed; builds fail to start",
+                "project {} uses the CodeBuild image {image}{from}, a curated image AWS no longer supports: it gets no security updates and may be removed",
                 project.id
             ),
             "use a current image such as aws/codebuild/standard:7.0 or aws/codebuild/amazonlinux2-x86_64-standard:5.0 (with PrivilegedMode: true for docker builds)".into(),
@@ -417,14 +465,32 @@ fn check_project(m: &Model<'_>, out: &mut Sink<'_>, project: &Resource<'_>) {
     let commands = pipeline::commands(&root);
     for (line, cmd) in &commands {
         if is_old_ecr_login(cmd) {
+            let (sev, why) = match (kind, default_kind, &image) {
+                (ImageKind::CuratedCliV2, _, Some(i)) => (
+                    Severity::Error,
+                    format!("which AWS CLI v2 (in the image {i}) no longer has; the build fails before pushing the image"),
+                ),
+                (_, Some(ImageKind::CuratedCliV2), Some(i)) => (
+                    Severity::Warning,
+                    format!("which AWS CLI v2 no longer has; the image {i}{from} ships AWS CLI v2, so the build fails unless the deploy passes an image with AWS CLI v1"),
+                ),
+                (_, _, Some(i)) => (
+                    Severity::Warning,
+                    format!("which AWS CLI v2 no longer has; it works only while the image {i}{from} ships AWS CLI v1, and the build fails as soon as it moves to a current image"),
+                ),
+                (_, _, None) => (
+                    Severity::Warning,
+                    "which AWS CLI v2 no longer has; the build fails as soon as its image ships AWS CLI v2 (every current CodeBuild image does)".to_string(),
+                ),
+            };
             out.report_in(
                 &FD605,
-                Severity::Error,
+                sev,
                 project,
                 file.clone(),
                 buildspec_pos(m, &file, line_base, *line),
                 format!(
-                    "the buildspec of project {} runs `aws ecr get-login`, which AWS CLI v2 (in every current CodeBuild image) no longer has; the build fails before pushing the image",
+                    "the buildspec of project {} runs `aws ecr get-login`, {why}",
                     project.id
                 ),
                 "use: aws ecr get-login-password --region $AWS_DEFAULT_REGION | docker login --username AWS --password-stdin $ACCOUNT.dkr.ecr.$AWS_DEFAULT_REGION.amazonaws.com".into(),
@@ -449,14 +515,38 @@ fn check_project(m: &Model<'_>, out: &mut Sink<'_>, project: &Resource<'_>) {
         } else {
             anchor
         };
-        out.report(
+        let docker_line = buildspec_pos(m, &file, line_base, *line).line;
+        let daemon = "the build fails with \"Cannot connect to the Docker daemon\"";
+        let (sev, what) = match (kind, default_kind, &image) {
+            (k, _, Some(i)) if k.curated() => (
+                Severity::Error,
+                format!("{daemon} (the image {i} starts dockerd only in privileged mode)"),
+            ),
+            (_, Some(k), Some(i)) if k.curated() => (
+                Severity::Warning,
+                format!(
+                    "with the image {i}{from} {daemon}, unless the deploy passes an image that runs docker without privileged mode"
+                ),
+            ),
+            (_, _, Some(i)) => (
+                Severity::Warning,
+                format!(
+                    "whether the image {i}{from} can run docker without it is not known; every current curated image needs it, or {daemon}"
+                ),
+            ),
+            (_, _, None) => (
+                Severity::Warning,
+                format!("every current curated image needs it, or {daemon}"),
+            ),
+        };
+        out.report_as(
             &FD607,
+            sev,
             project,
             pos,
             format!(
-                "the buildspec of project {} runs docker (line {}), but the project does not set PrivilegedMode: true; the build fails with \"Cannot connect to the Docker daemon\"",
+                "the buildspec of project {} runs docker (line {docker_line}), but the project does not set PrivilegedMode: true; {what}",
                 project.id,
-                buildspec_pos(m, &file, line_base, *line).line
             ),
             "set Environment: {PrivilegedMode: true} on the CodeBuild project".into(),
         );
