@@ -14,7 +14,8 @@
 //! 6. [`outbox`] — the sender task: rate limits, retries, dead letters.
 //! 7. [`slack`] — message formatting and the publishers (Slack Web API or console).
 //!
-//! [`config`] holds settings and the GitHub→Slack member map; [`telemetry`] sets up
+//! [`server`] accepts connections for [`intake`] within limits (header and
+//! idle timeouts, a connection cap). [`config`] holds settings and the GitHub→Slack member map; [`telemetry`] sets up
 //! JSON logs; [`webhook_setup`] registers the webhook on a repository
 //! (`prpr webhook`), the one place prpr calls the GitHub API.
 
@@ -26,6 +27,7 @@ pub mod intake;
 pub mod outbox;
 pub mod pipeline;
 pub mod rules;
+pub mod server;
 pub mod slack;
 pub mod store;
 pub mod telemetry;
