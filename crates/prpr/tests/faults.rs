@@ -842,3 +842,95 @@ async fn sigterm_as_soon_as_the_port_opens_is_still_graceful() {
         );
     }
 }
+
+/// Polls `/readyz` until it answers `want`.
+async fn ready_becomes(s: &Server, want: u16, timeout: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let (status, body) = s.get("/readyz").await;
+        if status == want {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "/readyz still {status} {body} after {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_database_deleted_while_serving_gets_503_not_202_and_recovers_when_restored() {
+    use sqlx::Connection;
+    let slack = SlackDouble::start(SlackConfig::default()).await;
+    let s = Server::start(Some(&slack), Launch::with_config(members(3, ""))).await;
+    assert_eq!(
+        s.deliver("pull_request", "del-1", &request("r0", 1))
+            .await
+            .0,
+        202
+    );
+    s.drained(Duration::from_secs(10)).await;
+
+    // A backup, then the database goes (an operator's rm, a volume swapped).
+    let db = s.dir.path().join("prpr.db");
+    let backup = s.dir.path().join("backup.db");
+    let mut conn = sqlx::SqliteConnection::connect(&s.database_url)
+        .await
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "VACUUM INTO '{}'",
+        backup.display()
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    drop(conn);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+
+    // Nothing is acknowledged into a file no restart would see.
+    let (status, reply) = s.deliver("pull_request", "del-2", &request("r1", 2)).await;
+    assert_eq!(status, 503, "{reply}");
+    ready_becomes(&s, 503, Duration::from_secs(3)).await;
+    let (_, ready) = s.get("/readyz").await;
+    assert!(
+        ready["error"]
+            .as_str()
+            .unwrap()
+            .contains("was deleted while prpr was using it"),
+        "{ready}"
+    );
+
+    // The operator restores it: service resumes without a restart.
+    std::fs::rename(&backup, &db).unwrap();
+    let took = ready_becomes(&s, 200, Duration::from_secs(5)).await;
+    assert!(took < Duration::from_secs(5));
+    let (status, reply) = s.deliver("pull_request", "del-2", &request("r1", 2)).await;
+    assert_eq!(status, 202, "{reply}");
+    let (status, reply) = s.deliver("pull_request", "del-1", &request("r0", 1)).await;
+    assert_eq!((status, reply["status"].as_str()), (202, Some("duplicate")));
+    s.drained(Duration::from_secs(10)).await;
+    slack.wait_for_posted(2, Duration::from_secs(10)).await;
+    let counts = posted_counts(&slack);
+    assert_eq!(counts.values().sum::<usize>(), 2, "{counts:?}");
+    assert!(counts.values().all(|n| *n == 1), "{counts:?}");
+}
+
+#[tokio::test]
+async fn a_connection_left_inside_a_transaction_does_not_poison_the_store() {
+    // The store's pool as prpr builds it; a transaction forgotten on one of
+    // its connections stands for a COMMIT that failed and a rollback that
+    // failed too (a full disk).
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("prpr.db").display());
+    let store = prpr::store::Store::connect(&url).await.unwrap();
+    store.poison_one_connection_for_tests().await.unwrap();
+    for i in 0..8 {
+        store
+            .probe_write(i)
+            .await
+            .expect("every connection usable again");
+    }
+}

@@ -48,6 +48,7 @@ async fn a_trickled_body_gets_408_after_exactly_15_s() {
         wake: Arc::new(tokio::sync::Notify::new()),
         clock: Clock::system(),
         guards: Default::default(),
+        health: Default::default(),
     });
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -129,6 +130,7 @@ async fn limited_server(limits: prpr::server::Limits) -> (std::net::SocketAddr, 
         wake: Arc::new(tokio::sync::Notify::new()),
         clock: Clock::system(),
         guards: Default::default(),
+        health: Default::default(),
     });
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

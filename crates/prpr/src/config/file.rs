@@ -19,7 +19,7 @@ use toml::de::{DeTable, DeValue};
 use super::validate::{Origin, Origins};
 use super::{
     Config, DatabaseConfig, GithubConfig, LogConfig, NotifyConfig, Problem, ServerConfig,
-    SlackConfig, members,
+    SlackConfig, StoreConfig, members,
 };
 
 /// Top-level tables read by [`members`], not by serde: their keys are logins
@@ -34,6 +34,7 @@ fn section_fields(section: &str) -> Option<&'static [&'static str]> {
         "slack" => fields::<SlackConfig>(),
         "notify" => fields::<NotifyConfig>(),
         "database" => fields::<DatabaseConfig>(),
+        "store" => fields::<StoreConfig>(),
         "log" => fields::<LogConfig>(),
         _ => return None,
     })

@@ -263,6 +263,23 @@ impl Default for DatabaseConfig {
     }
 }
 
+/// `[store]`: how the store's health is judged.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct StoreConfig {
+    /// Seconds the store may stay unusable before `/healthz` fails too, so
+    /// ECS replaces the task (`/readyz` fails at once).
+    pub unhealthy_after_secs: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            unhealthy_after_secs: 120,
+        }
+    }
+}
+
 /// `[log]`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
@@ -283,6 +300,7 @@ pub struct Config {
     pub slack: SlackConfig,
     pub notify: NotifyConfig,
     pub database: DatabaseConfig,
+    pub store: StoreConfig,
     pub log: LogConfig,
 }
 

@@ -140,6 +140,12 @@ pub(crate) fn validate(cfg: &Config, at: &Origins) -> Vec<Problem> {
             "server.max_concurrent_requests must be at least 1".into(),
         ));
     }
+    if cfg.store.unhealthy_after_secs == 0 {
+        problems.push(at.error(
+            "store.unhealthy_after_secs",
+            "store.unhealthy_after_secs must be at least 1".into(),
+        ));
+    }
     let slack = &cfg.slack;
     if !(slack.per_channel_per_sec > 0.0 && slack.per_channel_per_sec.is_finite()) {
         problems.push(at.error(

@@ -55,6 +55,87 @@ pub struct Intake {
     pub clock: Clock,
     /// Limits on what clients can make the server log and hold.
     pub guards: Guards,
+    /// What `/readyz` and `/healthz` say about the store.
+    pub health: Health,
+}
+
+/// The store's health as the load balancer should see it.
+///
+/// Why a write: a store that answers reads but cannot write (read-only file,
+/// full disk, a replica after failover) once kept `/readyz` at 200 while every
+/// delivery got 503. Why rate-limited: the probe is a committed write, and
+/// health checks may come from several balancers. Why `/healthz` fails too
+/// after [`Health::unhealthy_after`]: a store that stays unusable (a poisoned
+/// file, a deleted database) is not fixed by waiting, and only a failing
+/// liveness check makes ECS replace the task.
+pub struct Health {
+    pub unhealthy_after: Duration,
+    /// Results younger than this are reused.
+    probe_every: Duration,
+    state: tokio::sync::Mutex<HealthState>,
+}
+
+#[derive(Default)]
+struct HealthState {
+    last_probe: Option<(tokio::time::Instant, Result<(), String>)>,
+    unusable_since: Option<tokio::time::Instant>,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health::new(Duration::from_secs(120))
+    }
+}
+
+impl Health {
+    pub fn new(unhealthy_after: Duration) -> Health {
+        Health {
+            unhealthy_after,
+            probe_every: Duration::from_secs(1),
+            state: tokio::sync::Mutex::new(HealthState::default()),
+        }
+    }
+
+    /// The store's state now: a write probe at most once per second.
+    async fn probe(&self, store: &Store, clock: &Clock) -> Result<(), String> {
+        let mut s = self.state.lock().await;
+        let now = tokio::time::Instant::now();
+        if let Some((at, result)) = &s.last_probe
+            && now.duration_since(*at) < self.probe_every
+        {
+            return result.clone();
+        }
+        let result =
+            match tokio::time::timeout(Duration::from_secs(2), store.probe_write(clock.now_ms()))
+                .await
+            {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("the store did not answer within 2 s".to_string()),
+            };
+        match &result {
+            Ok(()) => s.unusable_since = None,
+            Err(e) => {
+                if s.unusable_since.is_none() {
+                    tracing::warn!(error = %e, "store unusable: /readyz answers 503");
+                }
+                s.unusable_since.get_or_insert(now);
+            }
+        }
+        s.last_probe = Some((now, result.clone()));
+        result
+    }
+
+    /// A delivery's store transaction failed or succeeded.
+    async fn observed(&self, ok: bool) {
+        let mut s = self.state.lock().await;
+        if ok {
+            s.unusable_since = None;
+        } else {
+            s.unusable_since
+                .get_or_insert_with(tokio::time::Instant::now);
+        }
+    }
 }
 
 /// What bounds a client's cost to the server; `Default` is production's.
@@ -178,23 +259,31 @@ fn busy(why: &str) -> Response {
     r
 }
 
-async fn healthz() -> Response {
+/// Up, unless the store has been unusable for longer than
+/// `[store] unhealthy_after_secs`.
+async fn healthz(State(app): State<Arc<Intake>>) -> Response {
+    let failing = app.health.state.lock().await.unusable_since.is_some();
+    if failing && app.health.probe(&app.store, &app.clock).await.is_err() {
+        let since = app.health.state.lock().await.unusable_since;
+        if let Some(since) = since
+            && since.elapsed() >= app.health.unhealthy_after
+        {
+            return reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"status": "unhealthy", "error": format!("store unusable for {} s", since.elapsed().as_secs())}),
+            );
+        }
+    }
     reply(StatusCode::OK, json!({"status": "ok"}))
 }
 
+/// Ready when a delivery could be stored now.
 async fn readyz(State(app): State<Arc<Intake>>) -> Response {
-    match tokio::time::timeout(Duration::from_secs(2), app.store.ping()).await {
-        Ok(Ok(())) => reply(StatusCode::OK, json!({"status": "ready"})),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "readiness check failed");
-            reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                json!({"status": "unavailable", "error": "store unavailable"}),
-            )
-        }
-        Err(_) => reply(
+    match app.health.probe(&app.store, &app.clock).await {
+        Ok(()) => reply(StatusCode::OK, json!({"status": "ready"})),
+        Err(e) => reply(
             StatusCode::SERVICE_UNAVAILABLE,
-            json!({"status": "unavailable", "error": "store did not answer within 2s"}),
+            json!({"status": "unavailable", "error": format!("store unavailable: {e}")}),
         ),
     }
 }
@@ -402,6 +491,7 @@ async fn handle(app: &Intake, headers: &HeaderMap, body: Body) -> Response {
             r
         }
         Ok(Recorded::Stored { queued, decision }) => {
+            app.health.observed(true).await;
             if !queued.is_empty() {
                 app.wake.notify_one();
             }
@@ -425,6 +515,7 @@ async fn handle(app: &Intake, headers: &HeaderMap, body: Body) -> Response {
             r
         }
         Err(e) => {
+            app.health.observed(false).await;
             tracing::error!(delivery_id, error = %e, "store unavailable; delivery not accepted");
             reject(
                 StatusCode::SERVICE_UNAVAILABLE,
