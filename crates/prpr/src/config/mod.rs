@@ -125,6 +125,8 @@ pub struct NotifyConfig {
     pub bots: Vec<String>,
     /// Lines of a review or comment body quoted in the message.
     pub excerpt_lines: usize,
+    /// People (or teams) told about one comment at most; the rest are logged.
+    pub max_mentions_per_comment: usize,
     /// The file's top-level `[members]` and the members file: see [`members`].
     #[serde(skip)]
     pub members: Members,
@@ -142,6 +144,7 @@ impl Default for NotifyConfig {
             ignore_bots: true,
             bots: Vec::new(),
             excerpt_lines: 3,
+            max_mentions_per_comment: 50,
             members: Members::default(),
             teams: Teams::default(),
         }

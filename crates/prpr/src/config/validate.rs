@@ -140,6 +140,12 @@ pub(crate) fn validate(cfg: &Config, at: &Origins) -> Vec<Problem> {
             "server.max_concurrent_requests must be at least 1".into(),
         ));
     }
+    if cfg.notify.max_mentions_per_comment == 0 {
+        problems.push(at.error(
+            "notify.max_mentions_per_comment",
+            "notify.max_mentions_per_comment must be at least 1".into(),
+        ));
+    }
     if cfg.store.unhealthy_after_secs == 0 {
         problems.push(at.error(
             "store.unhealthy_after_secs",

@@ -106,7 +106,11 @@ pub fn notify(
         Message::from_mrkdwn(text)
     };
     let mut out = Vec::new();
+    // At most `max_mentions_per_comment` people (or teams) told: a comment
+    // listing 10,000 members must not queue 10,000 messages.
+    let (mut told, mut left_out) = (0usize, 0usize);
     for m in extract(body) {
+        let before = out.len();
         match m {
             Mention::User(login) => {
                 if login.eq_ignore_ascii_case(t.commenter)
@@ -135,6 +139,23 @@ pub fn notify(
                 }));
             }
         }
+        if out.len() > before {
+            if told < cfg.max_mentions_per_comment {
+                told += 1;
+            } else {
+                out.truncate(before);
+                left_out += 1;
+            }
+        }
+    }
+    if left_out > 0 {
+        tracing::warn!(
+            repo = t.repo,
+            pr = t.number,
+            told,
+            left_out,
+            "mention storm: only the first notify.max_mentions_per_comment people mentioned in the comment are told"
+        );
     }
     out
 }
