@@ -94,14 +94,24 @@ pub async fn serve(
     builder.http1().max_headers(256);
     let builder = Arc::new(builder);
     tokio::pin!(shutdown);
+    // At most one line per 10 s, with how often the cap was hit since: under
+    // a connection flood the cap is hit at the rate connections time out.
+    let mut last_logged: Option<Instant> = None;
+    let mut hits_since = 0u64;
     loop {
         let slot = match slots.clone().try_acquire_owned() {
             Ok(slot) => slot,
             Err(_) => {
-                tracing::warn!(
-                    max_connections = max,
-                    "connection limit reached: new connections wait in the listen queue until one closes"
-                );
+                hits_since += 1;
+                if last_logged.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+                    tracing::warn!(
+                        max_connections = max,
+                        times = hits_since,
+                        "connection limit reached: new connections wait in the listen queue until one closes"
+                    );
+                    last_logged = Some(Instant::now());
+                    hits_since = 0;
+                }
                 tokio::select! {
                     slot = slots.clone().acquire_owned() => match slot {
                         Ok(slot) => slot,

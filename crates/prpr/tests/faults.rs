@@ -863,7 +863,11 @@ async fn ready_becomes(s: &Server, want: u16, timeout: Duration) -> Duration {
 async fn the_database_deleted_while_serving_gets_503_not_202_and_recovers_when_restored() {
     use sqlx::Connection;
     let slack = SlackDouble::start(SlackConfig::default()).await;
-    let s = Server::start(Some(&slack), Launch::with_config(members(3, ""))).await;
+    let s = Server::start(
+        Some(&slack),
+        Launch::with_config(members(3, "[store]\nunhealthy_after_secs = 1")),
+    )
+    .await;
     assert_eq!(
         s.deliver("pull_request", "del-1", &request("r0", 1))
             .await
@@ -903,10 +907,33 @@ async fn the_database_deleted_while_serving_gets_503_not_202_and_recovers_when_r
         "{ready}"
     );
 
+    // Left so past store.unhealthy_after_secs, liveness fails too (ECS
+    // would replace the task).
+    let unhealthy = support::eventually(Duration::from_secs(5), || {
+        !s.log_events("store unusable: /readyz answers 503")
+            .is_empty()
+    })
+    .await;
+    assert!(unhealthy);
+    let start = Instant::now();
+    loop {
+        let (status, body) = s.get("/healthz").await;
+        if status == 503 {
+            assert_eq!(body["status"], "unhealthy", "{body}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "/healthz still {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // The operator restores it: service resumes without a restart.
     std::fs::rename(&backup, &db).unwrap();
     let took = ready_becomes(&s, 200, Duration::from_secs(5)).await;
     assert!(took < Duration::from_secs(5));
+    assert_eq!(s.get("/healthz").await.0, 200);
     let (status, reply) = s.deliver("pull_request", "del-2", &request("r1", 2)).await;
     assert_eq!(status, 202, "{reply}");
     let (status, reply) = s.deliver("pull_request", "del-1", &request("r0", 1)).await;

@@ -113,10 +113,16 @@ impl Health {
                 Ok(Err(e)) => Err(e.to_string()),
                 Err(_) => Err("the store did not answer within 2 s".to_string()),
             };
+        let was_failing = matches!(s.last_probe, Some((_, Err(_))));
         match &result {
-            Ok(()) => s.unusable_since = None,
+            Ok(()) => {
+                if was_failing {
+                    tracing::info!("store usable again: /readyz answers 200");
+                }
+                s.unusable_since = None;
+            }
             Err(e) => {
-                if s.unusable_since.is_none() {
+                if !was_failing {
                     tracing::warn!(error = %e, "store unusable: /readyz answers 503");
                 }
                 s.unusable_since.get_or_insert(now);

@@ -228,6 +228,11 @@ impl Store {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(5))
                 .foreign_keys(true);
+            // The file is created here, once, and never by the pool: a
+            // connection opened after the file was deleted would otherwise
+            // create an empty database, and prpr would carry on in it.
+            sqlx::ConnectOptions::connect(&opts).await?.close().await?;
+            let opts = opts.create_if_missing(false);
             let path = opts.get_filename().to_path_buf();
             let watch = (!url.contains(":memory:") && !path.as_os_str().is_empty()).then(|| {
                 Arc::new(FileWatch {
