@@ -72,13 +72,16 @@ pub struct Health {
     pub unhealthy_after: Duration,
     /// Results younger than this are reused.
     probe_every: Duration,
+    /// Held across a probe, so concurrent checks share one.
     state: tokio::sync::Mutex<HealthState>,
+    /// Apart from `state`: deliveries update it and must never wait for a
+    /// probe in progress.
+    unusable_since: std::sync::Mutex<Option<tokio::time::Instant>>,
 }
 
 #[derive(Default)]
 struct HealthState {
     last_probe: Option<(tokio::time::Instant, Result<(), String>)>,
-    unusable_since: Option<tokio::time::Instant>,
 }
 
 impl Default for Health {
@@ -93,6 +96,7 @@ impl Health {
             unhealthy_after,
             probe_every: Duration::from_secs(1),
             state: tokio::sync::Mutex::new(HealthState::default()),
+            unusable_since: std::sync::Mutex::new(None),
         }
     }
 
@@ -119,27 +123,32 @@ impl Health {
                 if was_failing {
                     tracing::info!("store usable again: /readyz answers 200");
                 }
-                s.unusable_since = None;
+                *self.since() = None;
             }
             Err(e) => {
                 if !was_failing {
                     tracing::warn!(error = %e, "store unusable: /readyz answers 503");
                 }
-                s.unusable_since.get_or_insert(now);
+                self.since().get_or_insert(now);
             }
         }
         s.last_probe = Some((now, result.clone()));
         result
     }
 
+    fn since(&self) -> std::sync::MutexGuard<'_, Option<tokio::time::Instant>> {
+        self.unusable_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
     /// A delivery's store transaction failed or succeeded.
-    async fn observed(&self, ok: bool) {
-        let mut s = self.state.lock().await;
+    fn observed(&self, ok: bool) {
+        let mut since = self.since();
         if ok {
-            s.unusable_since = None;
+            *since = None;
         } else {
-            s.unusable_since
-                .get_or_insert_with(tokio::time::Instant::now);
+            since.get_or_insert_with(tokio::time::Instant::now);
         }
     }
 }
@@ -268,9 +277,9 @@ fn busy(why: &str) -> Response {
 /// Up, unless the store has been unusable for longer than
 /// `[store] unhealthy_after_secs`.
 async fn healthz(State(app): State<Arc<Intake>>) -> Response {
-    let failing = app.health.state.lock().await.unusable_since.is_some();
+    let failing = app.health.since().is_some();
     if failing && app.health.probe(&app.store, &app.clock).await.is_err() {
-        let since = app.health.state.lock().await.unusable_since;
+        let since = *app.health.since();
         if let Some(since) = since
             && since.elapsed() >= app.health.unhealthy_after
         {
@@ -497,7 +506,7 @@ async fn handle(app: &Intake, headers: &HeaderMap, body: Body) -> Response {
             r
         }
         Ok(Recorded::Stored { queued, decision }) => {
-            app.health.observed(true).await;
+            app.health.observed(true);
             if !queued.is_empty() {
                 app.wake.notify_one();
             }
@@ -521,7 +530,7 @@ async fn handle(app: &Intake, headers: &HeaderMap, body: Body) -> Response {
             r
         }
         Err(e) => {
-            app.health.observed(false).await;
+            app.health.observed(false);
             tracing::error!(delivery_id, error = %e, "store unavailable; delivery not accepted");
             reject(
                 StatusCode::SERVICE_UNAVAILABLE,
