@@ -19,6 +19,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::intake::{self, Intake, signature::Verifier};
 use crate::outbox::{Sender, SenderOptions};
+use crate::server;
 use crate::slack::{Publisher, client::SlackClient, console::Console};
 use crate::store::Store;
 
@@ -41,6 +42,15 @@ pub fn sender_options(cfg: &Config) -> SenderOptions {
         retry_max: Duration::from_millis(cfg.slack.retry_max_ms),
         ..SenderOptions::default()
     }
+}
+
+/// The HTTP server's limits from the config.
+pub fn server_limits(cfg: &Config) -> server::Limits {
+    let mut limits = server::Limits::default();
+    if let Some(n) = cfg.server.max_connections {
+        limits.max_connections = n;
+    }
+    limits
 }
 
 /// The Slack client, or the console when no token is configured.
@@ -135,7 +145,14 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
     clock: Clock,
 ) -> anyhow::Result<()> {
-    let verifier = match (&cfg.github.webhook_secret, opts.insecure_accept_unsigned) {
+    // Blank is unset (as `config::load` makes it): a Config built in code must
+    // not get an empty HMAC key either.
+    let secret = cfg
+        .github
+        .webhook_secret
+        .as_ref()
+        .filter(|s| !s.expose().trim().is_empty());
+    let verifier = match (secret, opts.insecure_accept_unsigned) {
         (Some(secret), _) => Some(Verifier::new(
             secret.clone(),
             cfg.github.allow_sha1_signatures,
@@ -193,20 +210,34 @@ pub async fn run(
         verifier,
         wake,
         clock: clock.clone(),
+        guards: intake::Guards::new(
+            cfg.server.max_inflight_body,
+            cfg.server.max_concurrent_requests,
+        ),
+        health: intake::Health::new(Duration::from_secs(cfg.store.unhealthy_after_secs)),
     });
     let (signal_tx, signal_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, intake::router(intake)).with_graceful_shutdown(async move {
-        let _ = signal_rx.await;
-    });
-    let server_task = tokio::spawn(async move { server.await });
+    let limits = server_limits(&cfg);
+    tracing::info!(
+        max_connections = limits.max_connections,
+        open_files_limit = server::open_files_limit(),
+        "connection limits"
+    );
+    let server_task = tokio::spawn(server::serve(
+        listener,
+        intake::router(intake),
+        limits,
+        async move {
+            let _ = signal_rx.await;
+        },
+    ));
 
     shutdown.await;
     let budget_end = clock.instant() + SHUTDOWN_BUDGET;
     tracing::info!("shutdown requested: finishing in-flight requests and Slack sends");
     let _ = signal_tx.send(());
     match tokio::time::timeout_at(budget_end - Duration::from_secs(10), server_task).await {
-        Ok(Ok(Ok(()))) => {}
-        Ok(Ok(Err(e))) => tracing::error!(error = %e, "HTTP server error"),
+        Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::error!(error = %e, "HTTP server task failed"),
         Err(_) => tracing::warn!("in-flight requests did not finish in time"),
     }

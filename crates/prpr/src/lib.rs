@@ -18,8 +18,9 @@
 //! 8. [`slack`] — rendering notices into Slack's markup ([`slack::render`], the
 //!    only place that writes it) and the publishers (Slack Web API or console).
 //!
-//! [`config`] holds settings and the GitHub→Slack member map; [`clock`] is the
-//! injected time; [`telemetry`] sets up
+//! [`server`] accepts connections for [`intake`] within limits (header and
+//! idle timeouts, a connection cap). [`config`] holds settings and the
+//! GitHub→Slack member map; [`clock`] is the injected time; [`telemetry`] sets up
 //! JSON logs; [`webhook_setup`] registers the webhook on a repository
 //! (`prpr webhook`), the one place prpr calls the GitHub API.
 
@@ -33,6 +34,7 @@ pub mod notice;
 pub mod outbox;
 pub mod pipeline;
 pub mod rules;
+pub mod server;
 pub mod slack;
 pub mod store;
 pub mod telemetry;

@@ -69,6 +69,51 @@ fn config_example_passes_its_own_check() {
     );
 }
 
+/// An empty secret once turned signature checking off silently; now it is
+/// reported by `config check` and `serve` refuses it without the flag.
+#[test]
+fn an_empty_webhook_secret_is_reported_and_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("prpr.toml");
+    std::fs::write(&cfg, "[github]\nwebhook_secret = \"\"\n").unwrap();
+    let db = format!("sqlite://{}", dir.path().join("prpr.db").display());
+    let path = cfg.to_str().unwrap();
+    let check = prpr(&["config", "check", "--config", path], &[]);
+    assert_eq!(check.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        stdout.contains(&format!("{path}:2: warning: github.webhook_secret is empty: treated as not set; signatures cannot be checked, so `prpr serve` refuses to start unless given --insecure-accept-unsigned")),
+        "{stdout}"
+    );
+    for env in [
+        &[("DATABASE_URL", db.as_str())][..],
+        &[
+            ("DATABASE_URL", db.as_str()),
+            ("GITHUB_WEBHOOK_SECRET", "   "),
+        ][..],
+    ] {
+        let serve = prpr(&["serve", "--config", path, "--port", "0"], env);
+        assert_eq!(serve.status.code(), Some(1), "{serve:?}");
+        let stderr = String::from_utf8_lossy(&serve.stderr);
+        assert!(
+            stderr.contains("no webhook secret configured: set GITHUB_WEBHOOK_SECRET"),
+            "{stderr}"
+        );
+    }
+    // Without a secret at all, `config check` still says signatures are off.
+    let bare = dir.path().join("bare.toml");
+    std::fs::write(&bare, "").unwrap();
+    let check = prpr(
+        &["config", "check", "--config", bare.to_str().unwrap()],
+        &[],
+    );
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        stdout.contains("NO webhook secret: `prpr serve` refuses to start unless given --insecure-accept-unsigned"),
+        "{stdout}"
+    );
+}
+
 #[test]
 fn replay_prints_what_would_be_sent() {
     let dir = tempfile::tempdir().unwrap();

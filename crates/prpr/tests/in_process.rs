@@ -48,6 +48,8 @@ async fn a_trickled_body_gets_408_after_exactly_15_s() {
         verifier: Some(Verifier::new(Secret::new("s3cret"), false)),
         wake: Arc::new(tokio::sync::Notify::new()),
         clock: Clock::system(),
+        guards: Default::default(),
+        health: Default::default(),
     });
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -58,7 +60,7 @@ async fn a_trickled_body_gets_408_after_exactly_15_s() {
     // 100 bytes announced, 5 sent, the rest never comes.
     let reply = exchange(
         addr,
-        "POST /webhook HTTP/1.1\r\nhost: prpr\r\ncontent-type: application/json\r\nx-github-event: push\r\nx-github-delivery: slow-1\r\ncontent-length: 100\r\nconnection: close\r\n\r\n{\"a\":",
+        "POST /webhook HTTP/1.1\r\nhost: prpr\r\ncontent-type: application/json\r\nx-github-event: push\r\nx-github-delivery: slow-1\r\nx-hub-signature-256: sha256=0000000000000000000000000000000000000000000000000000000000000000\r\ncontent-length: 100\r\nconnection: close\r\n\r\n{\"a\":",
     )
     .await;
     let waited = start.elapsed();
@@ -116,5 +118,89 @@ async fn run_serves_on_the_given_listener_and_returns_when_shutdown_resolves() {
     assert!(
         TcpStream::connect(addr).await.is_err(),
         "the listener is closed after shutdown"
+    );
+}
+
+/// prpr's server loop on a listener the test bound, serving the real router.
+async fn limited_server(limits: prpr::server::Limits) -> (std::net::SocketAddr, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let intake = Arc::new(Intake {
+        store: sqlite_store(&dir).await,
+        notify: Arc::new(NotifyConfig::default()),
+        ops: Arc::new(Default::default()),
+        verifier: Some(Verifier::new(Secret::new("s3cret"), false)),
+        wake: Arc::new(tokio::sync::Notify::new()),
+        clock: Clock::system(),
+        guards: Default::default(),
+        health: Default::default(),
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(prpr::server::serve(
+        listener,
+        intake::router(intake),
+        limits,
+        std::future::pending(),
+    ));
+    (addr, dir)
+}
+
+/// Reads until the server closes the connection; what it sent.
+async fn until_closed(tcp: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(600), tcp.read_to_end(&mut got))
+        .await
+        .expect("closed by the server")
+        .expect("read");
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[tokio::test]
+async fn headers_must_arrive_within_10_s() {
+    let (addr, _dir) = limited_server(Default::default()).await;
+    tokio::time::pause();
+    // Half a request head, then nothing: dropped 10 s after it began.
+    let mut slow = TcpStream::connect(addr).await.unwrap();
+    let start = tokio::time::Instant::now();
+    slow.write_all(b"POST /webhook HTTP/1.1\r\nhost: prpr\r\n")
+        .await
+        .unwrap();
+    assert_eq!(until_closed(&mut slow).await, "");
+    let waited = start.elapsed();
+    assert!(
+        (Duration::from_secs(10)..Duration::from_secs(11)).contains(&waited),
+        "closed after {waited:?}"
+    );
+    // A connection that never says anything is held no longer.
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    let start = tokio::time::Instant::now();
+    assert_eq!(until_closed(&mut silent).await, "");
+    assert!(start.elapsed() < Duration::from_secs(11));
+}
+
+#[tokio::test]
+async fn idle_keep_alive_connections_close_after_75_s_not_before() {
+    let (addr, _dir) = limited_server(Default::default()).await;
+    tokio::time::pause();
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let ask = b"GET /healthz HTTP/1.1\r\nhost: prpr\r\n\r\n";
+    tcp.write_all(ask).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tcp.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).ends_with(r#"{"status":"ok"}"#));
+    // Idle for 60 s (the ALB's idle timeout): still open, and usable.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    tcp.write_all(ask).await.unwrap();
+    let n = tcp.read(&mut buf).await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).ends_with(r#"{"status":"ok"}"#),
+        "a keep-alive connection idle for 60 s is still served"
+    );
+    let idle_from = tokio::time::Instant::now();
+    assert_eq!(until_closed(&mut tcp).await, "");
+    let idle = idle_from.elapsed();
+    assert!(
+        (Duration::from_secs(75)..Duration::from_secs(76)).contains(&idle),
+        "closed after {idle:?} idle"
     );
 }

@@ -221,13 +221,12 @@ async fn bad_inputs_get_precise_statuses_and_messages() {
     assert_eq!(s.outbox().await, Default::default(), "nothing queued");
     assert_eq!(s.store().await.delivery_count().await.unwrap(), 0);
     assert!(slack.posted().is_empty());
-    assert_eq!(
-        s.logged("delivery rejected", 10, Duration::from_secs(5))
-            .await
-            .len(),
-        10,
-        "one log line per rejected delivery"
-    );
+    // One client's rejections: the first of each second in full, the rest
+    // counted (see `a_flood_of_oversized_headers_costs_bounded_logs`).
+    let lines = s
+        .logged("delivery rejected", 1, Duration::from_secs(5))
+        .await;
+    assert!(lines.len() <= 10, "{lines:?}");
     assert!(s.log_events("delivery").is_empty());
 }
 
@@ -263,6 +262,11 @@ async fn bodies_over_25_mb_get_413() {
         .header("content-type", "application/json")
         .header("x-github-event", "push")
         .header("x-github-delivery", "big-2")
+        // Well-formed, so the body is read (and hashed) until the limit.
+        .header(
+            "x-hub-signature-256",
+            "sha256=0000000000000000000000000000000000000000000000000000000000000000",
+        )
         .body(reqwest::Body::wrap_stream(stream))
         .send()
         .await;
@@ -433,4 +437,239 @@ async fn store_unavailable_means_503_and_nothing_acknowledged_is_lost() {
         1
     );
     let _: Value = json!(null);
+}
+
+/// Sends `request` on a fresh connection and reads the answer to the end.
+async fn raw(s: &Server, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    tcp.write_all(request).await.unwrap();
+    let mut reply = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut reply))
+        .await
+        .expect("an answer")
+        .expect("read");
+    String::from_utf8_lossy(&reply).into_owned()
+}
+
+#[tokio::test]
+async fn every_error_has_a_json_body() {
+    let (s, _slack) = server().await;
+    let cases: Vec<(String, &str, &str)> = vec![
+        (
+            "GET /webhook HTTP/1.1\r\nhost: prpr\r\nconnection: close\r\n\r\n".into(),
+            "HTTP/1.1 405",
+            r#"{"error":"method not allowed"}"#,
+        ),
+        (
+            format!(
+                "GET /{} HTTP/1.1\r\nhost: prpr\r\nconnection: close\r\n\r\n",
+                "a".repeat(10_000)
+            ),
+            "HTTP/1.1 414",
+            r#"{"error":"request target longer than 8192 bytes"}"#,
+        ),
+        (
+            format!(
+                "POST /webhook HTTP/1.1\r\nhost: prpr\r\n{}connection: close\r\ncontent-length: 0\r\n\r\n",
+                (0..80)
+                    .map(|i| format!("x-h{i}: v\r\n"))
+                    .collect::<String>()
+            ),
+            "HTTP/1.1 431",
+            r#"{"error":"request headers too large: at most 64 fields and 32 KB"}"#,
+        ),
+        (
+            format!(
+                "POST /webhook HTTP/1.1\r\nhost: prpr\r\nx-big: {}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
+                "v".repeat(40_000)
+            ),
+            "HTTP/1.1 431",
+            r#"{"error":"request headers too large: at most 64 fields and 32 KB"}"#,
+        ),
+    ];
+    for (request, status, body) in cases {
+        let reply = raw(&s, request.as_bytes()).await;
+        assert!(reply.starts_with(status), "{reply}");
+        assert!(reply.contains("content-type: application/json"), "{reply}");
+        assert!(reply.ends_with(body), "{reply}");
+    }
+
+    // A header that is not text was sent, so it is invalid, not missing.
+    let payload = fixture("pull_request.opened").to_string();
+    let sig = testkit::sign::sha256_header(SECRET.as_bytes(), payload.as_bytes());
+    let mut request = format!(
+        "POST /webhook HTTP/1.1\r\nhost: prpr\r\ncontent-type: application/json\r\nx-hub-signature-256: {sig}\r\nx-github-delivery: u-1\r\ncontent-length: {}\r\nconnection: close\r\nx-github-event: pull",
+        payload.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(b"\xff\xfe\r\n\r\n");
+    request.extend_from_slice(payload.as_bytes());
+    let reply = raw(&s, &request).await;
+    assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+    assert!(
+        reply.ends_with(r#"{"error":"invalid X-GitHub-Event header: not visible ASCII text"}"#),
+        "{reply}"
+    );
+}
+
+#[tokio::test]
+async fn a_flood_of_oversized_headers_costs_bounded_logs() {
+    let (s, _slack) = server().await;
+    let before: usize = s.log().iter().map(String::len).sum();
+    let huge = "d".repeat(15_000);
+    let sent = 300;
+    for i in 0..sent {
+        let (status, _) = s
+            .post_raw(
+                "/webhook",
+                &[
+                    ("content-type", "application/json"),
+                    ("x-github-event", &huge),
+                    ("x-github-delivery", &format!("{huge}{i}")),
+                ],
+                b"{}".to_vec(),
+            )
+            .await;
+        assert_eq!(status, 401);
+    }
+    // Rejections keep coming until the flood's count has been summarised
+    // (a summary is written when a window ends and the next rejection comes).
+    let summarised = |s: &Server| -> u64 {
+        s.log_events("delivery rejected").len() as u64
+            + s.log_events("deliveries rejected (summary)")
+                .iter()
+                .map(|e| e["rejected"].as_u64().unwrap_or(0) - e["logged"].as_u64().unwrap_or(0))
+                .sum::<u64>()
+    };
+    let start = std::time::Instant::now();
+    let mut extra = 0;
+    while summarised(&s) < sent {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the flood was not accounted for:\n{}",
+            s.log().join("\n")
+        );
+        s.post_raw(
+            "/webhook",
+            &[("content-type", "application/json")],
+            b"{}".to_vec(),
+        )
+        .await;
+        extra += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let full = s.log_events("delivery rejected");
+    for line in &full {
+        for field in ["delivery_id", "event"] {
+            let shown = line[field].as_str().unwrap();
+            assert!(
+                shown.chars().count() <= 128 + 20,
+                "{field}: {} chars",
+                shown.len()
+            );
+        }
+    }
+    let seconds = start.elapsed().as_secs() as usize + 5;
+    assert!(
+        full.len() <= seconds + extra,
+        "{} full lines for {sent} rejections",
+        full.len()
+    );
+    let written: usize = s.log().iter().map(String::len).sum::<usize>() - before;
+    assert!(
+        written < 200 * 1024,
+        "{written} bytes of logs for {sent} requests carrying 30 KB of headers each"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_large_bodies_stay_within_the_memory_budget() {
+    let (s, _slack) = server().await;
+    let body: &'static [u8] = Box::leak(vec![b' '; 24 * 1024 * 1024].into_boxed_slice());
+    let client = reqwest::Client::new();
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let req = client
+            .post(format!("{}/webhook", s.base))
+            .header("content-type", "application/json")
+            .header("x-github-event", "push")
+            .header("x-github-delivery", format!("mem-{i}"))
+            // Well-formed but wrong: the body must be read to find out.
+            .header(
+                "x-hub-signature-256",
+                "sha256=0000000000000000000000000000000000000000000000000000000000000000",
+            )
+            .body(body);
+        tasks.push(tokio::spawn(async move {
+            match req.send().await {
+                Ok(r) => Some((
+                    r.status().as_u16(),
+                    r.headers().get("retry-after").is_some(),
+                )),
+                // Refused before its body was read: the server may close the
+                // connection while the client is still uploading.
+                Err(_) => None,
+            }
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await.unwrap());
+    }
+    for (status, retry_after) in outcomes.iter().flatten() {
+        assert!(
+            *status == 401 || (*status == 503 && *retry_after),
+            "{outcomes:?}"
+        );
+    }
+    let status = std::fs::read_to_string(format!("/proc/{}/status", s.pid())).unwrap();
+    let peak_kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(peak_kb < 200 * 1024, "peak RSS {peak_kb} kB; {outcomes:?}");
+    // And it still answers.
+    assert_eq!(s.get("/healthz").await.0, 200);
+}
+
+#[tokio::test]
+async fn the_connection_cap_is_logged_when_reached() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let slack = SlackDouble::start(SlackConfig::default()).await;
+    let s = Server::start(
+        Some(&slack),
+        support::Launch::with_config(format!(
+            "{}\n[server]\nmax_connections = 2\n",
+            support::BASE_CONFIG
+        )),
+    )
+    .await;
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let first = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let _second = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let line = s
+        .logged(
+            "connection limit reached: new connections wait in the listen queue until one closes",
+            1,
+            Duration::from_secs(5),
+        )
+        .await;
+    assert_eq!(line[0]["max_connections"], 2);
+    // A third waits in the queue, and is served once a slot frees.
+    let mut third = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    third
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: prpr\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    drop(first);
+    let mut reply = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), third.read_to_end(&mut reply))
+        .await
+        .expect("served after a slot freed")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&reply).ends_with(r#"{"status":"ok"}"#));
 }

@@ -422,3 +422,37 @@ async fn slack_names_from_a_prpr_members_md_are_resolved_to_ids() {
         "a real DM, not a plain-text @name"
     );
 }
+
+#[tokio::test]
+async fn a_mention_storm_tells_at_most_max_mentions_per_comment_people_quickly() {
+    let (s, slack) = setup(&support::members(200, "max_mentions_per_comment = 5")).await;
+    let mut c = fixture("issue_comment.created.issue");
+    c["issue"]["pull_request"] = json!({"url": "https://api.github.com/repos/Codertocat/Hello-World/pulls/1", "html_url": "https://github.com/Codertocat/Hello-World/pull/1"});
+    // 200 mapped members and 100,000 unmapped logins in one comment.
+    let mut body: String = (0..200).map(|i| format!("@r{i} ")).collect();
+    body.extend((0..100_000).map(|i| format!("@stranger{i} ")));
+    c["comment"]["body"] = json!(body);
+    let started = std::time::Instant::now();
+    let (status, reply) = s.deliver("issue_comment", "storm-1", &c).await;
+    let took = started.elapsed();
+    assert_eq!(
+        (status, reply),
+        (202, json!({"status": "queued", "notifications": 5}))
+    );
+    // Far inside GitHub's 10 s (it was 14 s with a quadratic scan).
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    let line = s
+        .logged("mention storm: only the first notify.max_mentions_per_comment people mentioned in the comment are told", 1, Duration::from_secs(5))
+        .await;
+    assert_eq!(
+        (line[0]["told"].as_u64(), line[0]["left_out"].as_u64()),
+        (Some(5), Some(195))
+    );
+    let posted = expect_posts(&s, &slack, 5).await;
+    let mut channels: Vec<&str> = posted.iter().map(|p| p.channel.as_str()).collect();
+    channels.sort();
+    assert_eq!(
+        channels,
+        ["U0R00000", "U0R00001", "U0R00002", "U0R00003", "U0R00004"]
+    );
+}

@@ -53,7 +53,7 @@ fn check(arg: &ConfigArg) -> ExitCode {
     }
     let c = &loaded.config;
     println!(
-        "ok: {} member(s), delivery {:?}, store {}, publisher {}",
+        "ok: {} member(s), delivery {:?}, store {}, publisher {}, {}",
         c.notify.members.len(),
         c.notify.delivery,
         c.database.url.split(':').next().unwrap_or("?"),
@@ -61,6 +61,11 @@ fn check(arg: &ConfigArg) -> ExitCode {
             "slack"
         } else {
             "console"
+        },
+        if c.github.webhook_secret.is_some() {
+            "signatures checked"
+        } else {
+            "NO webhook secret: `prpr serve` refuses to start unless given --insecure-accept-unsigned"
         }
     );
     ExitCode::SUCCESS

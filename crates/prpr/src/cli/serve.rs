@@ -14,7 +14,8 @@ use super::ConfigArg;
 ///
 /// Listens on PORT for GitHub's webhook deliveries at /webhook, checks their
 /// signature, queues the notifications they call for and sends them to Slack.
-/// Health: /healthz (the process is up) and /readyz (the store answers).
+/// Health: /readyz (a delivery could be stored now) and /healthz (up, unless
+/// the store has been unusable for [store] unhealthy_after_secs).
 /// SIGTERM or Ctrl-C: finishes in-flight requests and sends, then exits 0.
 #[derive(Args)]
 #[command(after_help = env_help())]

@@ -19,7 +19,7 @@ use toml::de::{DeTable, DeValue};
 use super::validate::{Origin, Origins};
 use super::{
     Config, DatabaseConfig, GithubConfig, LogConfig, NotifyConfig, OpsConfig, Problem,
-    ServerConfig, SlackConfig, members,
+    ServerConfig, SlackConfig, StoreConfig, members,
 };
 
 /// Top-level tables read by [`members`], not by serde: their keys are logins
@@ -35,6 +35,7 @@ fn section_fields(section: &str) -> Option<&'static [&'static str]> {
         "notify" => fields::<NotifyConfig>(),
         "database" => fields::<DatabaseConfig>(),
         "ops" => fields::<OpsConfig>(),
+        "store" => fields::<StoreConfig>(),
         "log" => fields::<LogConfig>(),
         _ => return None,
     })

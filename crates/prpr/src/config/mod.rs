@@ -126,6 +126,8 @@ pub struct NotifyConfig {
     pub bots: Vec<String>,
     /// Lines of a review or comment body quoted in the message.
     pub excerpt_lines: usize,
+    /// People (or teams) told about one comment at most; the rest are logged.
+    pub max_mentions_per_comment: usize,
     /// The file's top-level `[members]` and the members file: see [`members`].
     #[serde(skip)]
     pub members: Members,
@@ -143,6 +145,7 @@ impl Default for NotifyConfig {
             ignore_bots: true,
             bots: Vec::new(),
             excerpt_lines: 3,
+            max_mentions_per_comment: 50,
             members: Members::default(),
             teams: Teams::default(),
         }
@@ -216,11 +219,26 @@ impl Default for GithubConfig {
 #[serde(default)]
 pub struct ServerConfig {
     pub port: u16,
+    /// Open connections at most. Unset: the open-files limit less 100, so a
+    /// flood of idle connections cannot take the descriptors the store and
+    /// Slack need.
+    pub max_connections: Option<usize>,
+    /// Bytes of request bodies held at once, all requests together; beyond
+    /// it a request gets `503` + `Retry-After` before its body is read. At
+    /// least one maximal body (25 MB) is always allowed.
+    pub max_inflight_body: u64,
+    /// Requests handled at once; beyond it, `503` + `Retry-After`.
+    pub max_concurrent_requests: usize,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { port: 3000 }
+        ServerConfig {
+            port: 3000,
+            max_connections: None,
+            max_inflight_body: crate::intake::DEFAULT_MAX_INFLIGHT_BODY,
+            max_concurrent_requests: crate::intake::DEFAULT_MAX_CONCURRENT_REQUESTS,
+        }
     }
 }
 
@@ -283,6 +301,23 @@ impl Default for OpsConfig {
     }
 }
 
+/// `[store]`: how the store's health is judged.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct StoreConfig {
+    /// Seconds the store may stay unusable before `/healthz` fails too, so
+    /// ECS replaces the task (`/readyz` fails at once).
+    pub unhealthy_after_secs: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            unhealthy_after_secs: 120,
+        }
+    }
+}
+
 /// `"10m"`, `"90s"`, `"2h"` or a number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
@@ -337,6 +372,7 @@ pub struct Config {
     pub notify: NotifyConfig,
     pub database: DatabaseConfig,
     pub ops: OpsConfig,
+    pub store: StoreConfig,
     pub log: LogConfig,
 }
 
@@ -412,6 +448,7 @@ pub fn load(path: Option<&Path>, env: &dyn Env) -> Loaded {
         let (source, line) = origins.location("members_file");
         members::load_file(&mut cfg.notify.members, &mf, &source, line, &mut problems);
     }
+    problems.extend(validate::blank_secrets(&mut cfg, &origins));
     problems.extend(validate::validate(&cfg, &origins));
     // File by file (in the order first met), each in line order: the order an
     // editor walks them.
@@ -752,6 +789,38 @@ mod tests {
                 "{src}:5: warning: slack.bot_token does not start with xoxb-"
             )),
             "{msgs}"
+        );
+    }
+
+    #[test]
+    fn a_blank_secret_is_no_secret_and_is_reported_where_it_was_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            &dir,
+            "c.toml",
+            "[github]\nwebhook_secret = \"\"\n[slack]\nbot_token = \" \"\n",
+        );
+        let loaded = load(Some(&p), &[("X", "")]);
+        assert!(loaded.config.github.webhook_secret.is_none());
+        assert!(loaded.config.slack.bot_token.is_none());
+        let src = p.display().to_string();
+        assert_eq!(
+            messages(&loaded),
+            vec![
+                format!(
+                    "{src}:2: warning: github.webhook_secret is empty: treated as not set; signatures cannot be checked, so `prpr serve` refuses to start unless given --insecure-accept-unsigned"
+                ),
+                format!(
+                    "{src}:4: warning: slack.bot_token is empty: treated as not set; messages are printed to stdout instead of sent"
+                ),
+            ]
+        );
+        // Whitespace from the environment too, named by its variable.
+        let loaded = load(None, &[("SECRET_TOKEN", " \t ")]);
+        assert!(loaded.config.github.webhook_secret.is_none());
+        assert_eq!(
+            messages(&loaded),
+            vec!["environment: warning: SECRET_TOKEN is empty: treated as not set; signatures cannot be checked, so `prpr serve` refuses to start unless given --insecure-accept-unsigned".to_string()]
         );
     }
 

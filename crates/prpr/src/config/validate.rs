@@ -68,6 +68,40 @@ pub(crate) fn is_channel(s: &str) -> bool {
         || (s.starts_with('#') && s.len() > 1 && !s.contains(char::is_whitespace))
 }
 
+/// A secret that is empty or only whitespace is no secret: left in place, an
+/// empty `webhook_secret` would make every delivery "signed" with an empty key
+/// and turn signature checking off without a word. So such a value is removed
+/// (the setting behaves as unset, and `serve` then refuses to start without
+/// `--insecure-accept-unsigned`) and reported where it was written.
+pub(crate) fn blank_secrets(cfg: &mut Config, at: &Origins) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for (setting, value, consequence) in [
+        (
+            "github.webhook_secret",
+            &mut cfg.github.webhook_secret,
+            "signatures cannot be checked, so `prpr serve` refuses to start unless given --insecure-accept-unsigned",
+        ),
+        ("github.token", &mut cfg.github.token, "no token is used"),
+        (
+            "slack.bot_token",
+            &mut cfg.slack.bot_token,
+            "messages are printed to stdout instead of sent",
+        ),
+    ] {
+        if value.as_ref().is_some_and(|s| s.expose().trim().is_empty()) {
+            *value = None;
+            problems.push(at.warning(
+                setting,
+                format!(
+                    "{} is empty: treated as not set; {consequence}",
+                    at.name(setting)
+                ),
+            ));
+        }
+    }
+    problems
+}
+
 /// Every problem of the final config.
 pub(crate) fn validate(cfg: &Config, at: &Origins) -> Vec<Problem> {
     let mut problems = Vec::new();
@@ -113,6 +147,30 @@ pub(crate) fn validate(cfg: &Config, at: &Origins) -> Vec<Problem> {
         problems.push(at.error(
             "ops.events_token",
             "ops.events_token (PRPR_AWS_EVENTS_TOKEN) is too short to guess-proof the endpoint: use 32 or more random characters (the value is not shown)".into(),
+        ));
+    }
+    if cfg.server.max_connections == Some(0) {
+        problems.push(at.error(
+            "server.max_connections",
+            "server.max_connections must be at least 1".into(),
+        ));
+    }
+    if cfg.server.max_concurrent_requests == 0 {
+        problems.push(at.error(
+            "server.max_concurrent_requests",
+            "server.max_concurrent_requests must be at least 1".into(),
+        ));
+    }
+    if cfg.notify.max_mentions_per_comment == 0 {
+        problems.push(at.error(
+            "notify.max_mentions_per_comment",
+            "notify.max_mentions_per_comment must be at least 1".into(),
+        ));
+    }
+    if cfg.store.unhealthy_after_secs == 0 {
+        problems.push(at.error(
+            "store.unhealthy_after_secs",
+            "store.unhealthy_after_secs must be at least 1".into(),
         ));
     }
     let slack = &cfg.slack;

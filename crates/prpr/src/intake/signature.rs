@@ -48,25 +48,71 @@ impl Verifier {
         sha1: Option<&[u8]>,
         body: &[u8],
     ) -> Result<(), SignatureError> {
+        let mut check = self.begin(sha256, sha1)?;
+        check.update(body);
+        check.finish()
+    }
+
+    /// Starts checking from the headers alone, so a delivery without a
+    /// usable signature is refused before its body is read, and a signed one
+    /// is hashed chunk by chunk as it arrives ([`Check::update`]).
+    pub fn begin(
+        &self,
+        sha256: Option<&[u8]>,
+        sha1: Option<&[u8]>,
+    ) -> Result<Check, SignatureError> {
         let key = self.secret.expose().as_bytes();
         if let Some(value) = sha256 {
             let tag = parse(value, "X-Hub-Signature-256", "sha256", 64)?;
-            let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key)
+            let mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key)
                 .map_err(|_| SignatureError::Mismatch)?;
-            mac.update(body);
-            return mac.verify_slice(&tag).map_err(|_| SignatureError::Mismatch);
+            return Ok(Check {
+                mac: Running::Sha256(mac),
+                tag,
+            });
         }
         match sha1 {
             None => Err(SignatureError::Missing),
             Some(_) if !self.allow_sha1 => Err(SignatureError::Sha1NotAllowed),
             Some(value) => {
                 let tag = parse(value, "X-Hub-Signature", "sha1", 40)?;
-                let mut mac = <Hmac<Sha1> as KeyInit>::new_from_slice(key)
+                let mac = <Hmac<Sha1> as KeyInit>::new_from_slice(key)
                     .map_err(|_| SignatureError::Mismatch)?;
-                mac.update(body);
-                mac.verify_slice(&tag).map_err(|_| SignatureError::Mismatch)
+                Ok(Check {
+                    mac: Running::Sha1(mac),
+                    tag,
+                })
             }
         }
+    }
+}
+
+enum Running {
+    Sha256(Hmac<Sha256>),
+    Sha1(Hmac<Sha1>),
+}
+
+/// A signature check in progress: feed it the body, then [`Check::finish`].
+pub struct Check {
+    mac: Running,
+    tag: Vec<u8>,
+}
+
+impl Check {
+    pub fn update(&mut self, chunk: &[u8]) {
+        match &mut self.mac {
+            Running::Sha256(m) => m.update(chunk),
+            Running::Sha1(m) => m.update(chunk),
+        }
+    }
+
+    /// Constant-time comparison with the header's tag.
+    pub fn finish(self) -> Result<(), SignatureError> {
+        let checked = match self.mac {
+            Running::Sha256(m) => m.verify_slice(&self.tag),
+            Running::Sha1(m) => m.verify_slice(&self.tag),
+        };
+        checked.map_err(|_| SignatureError::Mismatch)
     }
 }
 
@@ -125,6 +171,15 @@ mod tests {
             other.verify(Some(VECTOR.as_bytes()), None, b"Hello, World!"),
             Err(SignatureError::Mismatch)
         );
+    }
+
+    #[test]
+    fn chunked_equals_whole() {
+        let mut check = v(false).begin(Some(VECTOR.as_bytes()), None).unwrap();
+        for chunk in [&b"Hello"[..], b", ", b"World!"] {
+            check.update(chunk);
+        }
+        assert_eq!(check.finish(), Ok(()));
     }
 
     #[test]

@@ -103,7 +103,11 @@ pub fn notify(
         excerpt: excerpt.clone(),
     };
     let mut out = Vec::new();
+    // At most `max_mentions_per_comment` people (or teams) told: a comment
+    // listing 10,000 members must not queue 10,000 messages.
+    let (mut told, mut left_out) = (0usize, 0usize);
     for m in extract(body) {
+        let before = out.len();
         match m {
             Mention::User(login) => {
                 if login.eq_ignore_ascii_case(t.commenter)
@@ -133,6 +137,23 @@ pub fn notify(
                 out.extend(recipients::team(&org, &slug, cfg, notice(whom)));
             }
         }
+        if out.len() > before {
+            if told < cfg.max_mentions_per_comment {
+                told += 1;
+            } else {
+                out.truncate(before);
+                left_out += 1;
+            }
+        }
+    }
+    if left_out > 0 {
+        tracing::warn!(
+            repo = t.pr.repo,
+            pr = t.pr.number,
+            told,
+            left_out,
+            "mention storm: only the first notify.max_mentions_per_comment people mentioned in the comment are told"
+        );
     }
     out
 }

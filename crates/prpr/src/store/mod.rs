@@ -15,7 +15,9 @@ mod outbox;
 
 pub use outbox::{Head, OutboxCounts, OutboxItem, OutboxRow, OutboxStatus};
 
+use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -75,6 +77,8 @@ pub enum StoreError {
     Scheme,
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    #[error("the database file {0} was deleted while prpr was using it")]
+    FileGone(String),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -138,7 +142,96 @@ pub struct Store {
     /// SQLite allows one writer; queueing writers here (FIFO) instead of in
     /// SQLite's busy handler keeps latency flat under concurrent deliveries.
     write_lock: Mutex<()>,
+    /// The SQLite file as opened, to notice it deleted or replaced.
+    file: Option<Arc<FileWatch>>,
 }
+
+/// Why: SQLite keeps writing to a deleted file's open descriptor, so without
+/// this a deleted database went on acknowledging deliveries (`202`) that no
+/// restart would ever see. The path's device and inode are compared with the
+/// file opened; a missing file refuses writes, a different one (restored from
+/// a backup, say) becomes the database: connections opened before the
+/// change are closed instead of reused.
+#[derive(Debug)]
+struct FileWatch {
+    path: PathBuf,
+    state: std::sync::Mutex<FileState>,
+}
+
+#[derive(Debug)]
+struct FileState {
+    identity: Option<(u64, u64)>,
+    /// Connections older than this point at a file that is no longer the database.
+    replaced_at: Option<std::time::Instant>,
+}
+
+fn identity(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+impl FileWatch {
+    fn lock(&self) -> std::sync::MutexGuard<'_, FileState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Is the path still the file in use? Adopts a replacement.
+    fn check(&self) -> Result<(), StoreError> {
+        let now = identity(&self.path);
+        let mut s = self.lock();
+        match now {
+            None => Err(StoreError::FileGone(self.path.display().to_string())),
+            Some(id) if Some(id) != s.identity => {
+                tracing::warn!(path = %self.path.display(), "the database file was replaced: reopening connections on the new file");
+                s.identity = Some(id);
+                s.replaced_at = Some(std::time::Instant::now());
+                Ok(())
+            }
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Was a connection of this age opened before the file was replaced?
+    fn is_stale(&self, age: Duration) -> bool {
+        let s = self.lock();
+        match (s.replaced_at, std::time::Instant::now().checked_sub(age)) {
+            (Some(replaced), Some(opened)) => opened <= replaced,
+            _ => false,
+        }
+    }
+}
+
+/// The pool's `after_release` hook. A connection can come back still inside
+/// a transaction — a `COMMIT` that failed (disk full), a statement that failed
+/// and whose rollback failed too. Reused, it would fail every later use with
+/// "attempted to call begin_with at non-zero transaction depth" until the
+/// pool recycled it (half an hour). So it is rolled back explicitly and then
+/// closed (sqlx's own count of its depth cannot be reset from outside), and
+/// the pool opens a fresh one.
+macro_rules! release_fn {
+    ($name:ident, $conn:ty) => {
+        async fn $name(conn: &mut $conn, stale: bool) -> Result<bool, sqlx::Error> {
+            if stale {
+                return Ok(false);
+            }
+            if !conn.is_in_transaction() {
+                return Ok(true);
+            }
+            let rolled_back = tokio::time::timeout(
+                Duration::from_secs(2),
+                sqlx::raw_sql("ROLLBACK").execute(&mut *conn),
+            )
+            .await;
+            tracing::warn!(
+                rolled_back = matches!(rolled_back, Ok(Ok(_))),
+                "a database connection came back inside a failed transaction: rolled back and closed"
+            );
+            Ok(false)
+        }
+    };
+}
+release_fn!(release_sqlite, sqlx::SqliteConnection);
+release_fn!(release_pg, sqlx::PgConnection);
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -146,6 +239,7 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 impl Store {
     /// Connects (creating a SQLite file if missing) and runs migrations.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        let mut file = None;
         let (pool, dialect) = if url.starts_with("sqlite:") {
             let opts = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
@@ -155,18 +249,56 @@ impl Store {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(5))
                 .foreign_keys(true);
+            // The file is created here, once, and never by the pool: a
+            // connection opened after the file was deleted would otherwise
+            // create an empty database, and prpr would carry on in it.
+            sqlx::ConnectOptions::connect(&opts).await?.close().await?;
+            let opts = opts.create_if_missing(false);
+            let path = opts.get_filename().to_path_buf();
+            let watch = (!url.contains(":memory:") && !path.as_os_str().is_empty()).then(|| {
+                Arc::new(FileWatch {
+                    path,
+                    state: std::sync::Mutex::new(FileState {
+                        identity: None,
+                        replaced_at: None,
+                    }),
+                })
+            });
+            let (w1, w2) = (watch.clone(), watch.clone());
             let pool = SqlitePoolOptions::new()
                 .max_connections(4)
                 .acquire_timeout(Duration::from_secs(5))
+                .before_acquire(move |_conn, meta| {
+                    // A stat per use: every user of the pool (the sender too)
+                    // notices a replaced file, not only deliveries. A missing
+                    // file keeps the old connections: a new one would create
+                    // an empty database, and deliveries are refused anyway.
+                    let stale = w1.as_ref().is_some_and(|w| {
+                        let _ = w.check();
+                        w.is_stale(meta.age)
+                    });
+                    Box::pin(async move { Ok(!stale) })
+                })
+                .after_release(move |conn, meta| {
+                    let stale = w2.as_ref().is_some_and(|w| w.is_stale(meta.age));
+                    Box::pin(release_sqlite(conn, stale))
+                })
                 .connect_with(opts)
                 .await?;
             SQLITE_MIGRATIONS.run(&pool).await?;
+            if let Some(w) = &watch {
+                w.lock().identity = identity(&w.path);
+            }
+            file = watch;
             (Pool::Sqlite(pool), Dialect::Sqlite)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let opts = PgConnectOptions::from_str(url)?;
             let pool = PgPoolOptions::new()
                 .max_connections(10)
                 .acquire_timeout(Duration::from_secs(5))
+                // A killed backend or a restarted server: found before use.
+                .test_before_acquire(true)
+                .after_release(|conn, _| Box::pin(release_pg(conn, false)))
                 .connect_with(opts)
                 .await?;
             POSTGRES_MIGRATIONS.run(&pool).await?;
@@ -178,6 +310,52 @@ impl Store {
             pool,
             dialect,
             write_lock: Mutex::new(()),
+            file,
+        })
+    }
+
+    /// Returns a connection to the pool still inside a transaction, as a
+    /// failed `COMMIT` whose rollback also failed would. For the fault tests.
+    #[doc(hidden)]
+    pub async fn poison_one_connection_for_tests(&self) -> Result<(), StoreError> {
+        with_pool!(self, p => {
+            let mut conn = p.acquire().await?;
+            let tx = sqlx::Connection::begin(&mut *conn).await?;
+            std::mem::forget(tx);
+            Ok(())
+        })
+    }
+
+    /// On SQLite, fails if the database file is gone (see [`FileWatch`]).
+    fn check_file(&self) -> Result<(), StoreError> {
+        match &self.file {
+            Some(w) => w.check(),
+            None => Ok(()),
+        }
+    }
+
+    /// Could a delivery be stored now? A real write, committed: a store that
+    /// answers reads but cannot write (a read-only file or volume, a
+    /// PostgreSQL replica after a failover, a full disk) is not ready. For
+    /// `/readyz` and `/healthz`, which rate-limit it.
+    pub async fn probe_write(&self, now_ms: i64) -> Result<(), StoreError> {
+        self.check_file()?;
+        let _guard = self.write_guard().await;
+        let dialect = self.dialect;
+        with_pool!(self, p => {
+            let mut tx = match dialect {
+                Dialect::Sqlite => p.begin_with("BEGIN IMMEDIATE").await?,
+                Dialect::Postgres => p.begin().await?,
+            };
+            sqlx::query("CREATE TABLE IF NOT EXISTS health_probe (id INTEGER PRIMARY KEY, at BIGINT NOT NULL)")
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT INTO health_probe (id, at) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET at = excluded.at")
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
         })
     }
 
@@ -224,6 +402,7 @@ impl Store {
         now_ms: i64,
         decide: impl FnOnce(&Recall) -> Decision,
     ) -> Result<Recorded, StoreError> {
+        self.check_file()?;
         let _guard = self.write_guard().await;
         let dialect = self.dialect;
         with_pool!(self, p => {
