@@ -340,10 +340,21 @@ pub async fn deliver(
     let recorded = match &result {
         Ok(posted) => {
             tracing::info!(outbox_id = id, delivery_id = %item.delivery_id, channel, kind, attempt, outcome = "sent", ts = posted.ts.as_deref(), latency_ms = ms, "slack send");
-            store
-                .mark_sent(id, clock.now_ms(), posted.ts.as_deref())
-                .await
-                .map(|_| Outcome::Sent)
+            // Slack has the message: failing to record that means sending it
+            // again when the lease ends, so a lost connection (a database
+            // failover, a killed backend) gets a few quick retries first.
+            let mut retries = 0;
+            loop {
+                match store.mark_sent(id, clock.now_ms(), posted.ts.as_deref()).await {
+                    Ok(_) => break Ok(Outcome::Sent),
+                    Err(e) if retries < 4 => {
+                        retries += 1;
+                        tracing::warn!(outbox_id = id, error = %e, retries, "recording a sent message failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(100 << retries)).await;
+                    }
+                    Err(e) => break Err(e),
+                }
+            }
         }
         Err(SendError::RateLimited(wait)) => {
             tracing::warn!(

@@ -393,6 +393,20 @@ impl Server {
     }
 }
 
+/// Taken by the tests that load the machine on purpose (streams of
+/// deliveries, kills, a Slack double restarted on its port) and judge how
+/// prpr copes: at most two of them run at once (one per core, as when each
+/// suite was its own binary), while the light tests run beside them, so a
+/// fault test measures prpr and not its neighbours.
+pub async fn heavy() -> tokio::sync::SemaphorePermit<'static> {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS
+        .get_or_init(|| tokio::sync::Semaphore::new(2))
+        .acquire()
+        .await
+        .expect("the semaphore is never closed")
+}
+
 /// Polls `f` until it returns true or `timeout` passes.
 pub async fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let start = Instant::now();

@@ -7,13 +7,13 @@
 //! = the deployment ID, `taskDefinitionArn`, containers' `reason`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure with its message
 
-mod support;
+use crate::support;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::support::{Launch, Server};
 use serde_json::{Value, json};
-use support::{Launch, Server};
 use testkit::slack::{SlackConfig, SlackDouble};
 
 const TOKEN: &str = "events-token-0123456789abcdef0123456789";

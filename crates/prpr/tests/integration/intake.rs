@@ -2,12 +2,12 @@
 //! every kind of input, signatures, dedup, health checks.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure with its message
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
+use crate::support::{SECRET, Server, fixture};
 use serde_json::{Value, json};
-use support::{SECRET, Server, fixture};
 use testkit::slack::{SlackConfig, SlackDouble};
 
 async fn server() -> (Server, SlackDouble) {

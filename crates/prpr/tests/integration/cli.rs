@@ -2,13 +2,13 @@
 //! server on PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure with its message
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 use std::time::Duration;
 
+use crate::support::{Launch, Server, fixture};
 use serde_json::json;
-use support::{Launch, Server, fixture};
 use testkit::slack::{SlackConfig, SlackDouble};
 
 fn prpr(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {

@@ -8,14 +8,14 @@
 //! bounded in time and uses loopback only.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure with its message
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::{Launch, SECRET, Server, fixture, members, request};
 use serde_json::{Value, json};
-use support::{Launch, SECRET, Server, fixture, members, request};
 use testkit::slack::{Fault, RateLimit, SlackConfig, SlackDouble};
 
 /// A push to an open PR: stored, no notification (most real traffic).
@@ -199,6 +199,7 @@ async fn wait_for_all(slack: &SlackDouble, want: &[(String, u64)], timeout: Dura
 
 #[tokio::test]
 async fn kill9_while_streaming_and_sending_then_every_acknowledged_delivery_arrives_once() {
+    let _heavy = support::heavy().await;
     let slack = SlackDouble::start(SlackConfig::default()).await;
     let config = members(
         12,
@@ -333,6 +334,7 @@ async fn kill9_while_streaming_and_sending_then_every_acknowledged_delivery_arri
 
 #[tokio::test]
 async fn slack_500s_hangs_and_429s_across_several_prs_deliver_once_in_order() {
+    let _heavy = support::heavy().await;
     // Slack's own limit (5/s per channel, burst 2, 429 + Retry-After: 1) with
     // prpr configured faster than that, so it must obey the 429s.
     let slack = SlackDouble::start(SlackConfig {
@@ -470,6 +472,7 @@ async fn admin_sql(sql: &str) {
 
 #[tokio::test]
 async fn postgres_going_away_answers_503_then_resumes_without_losing_anything() {
+    let _heavy = support::heavy().await;
     let Some(pg) = support::postgres_db().await else {
         return;
     };
@@ -640,6 +643,7 @@ impl HalfSent {
 
 #[tokio::test]
 async fn sigterm_under_load_finishes_requests_keeps_the_queue_and_exits_zero() {
+    let _heavy = support::heavy().await;
     // Slack allows 2/s per channel; prpr sends 1/s per channel: a queue builds up.
     let slack = SlackDouble::start(SlackConfig {
         rate_limit: Some(RateLimit {
@@ -787,6 +791,7 @@ async fn sigterm_under_load_finishes_requests_keeps_the_queue_and_exits_zero() {
 /// place before the server accepts anything.
 #[tokio::test]
 async fn sigterm_as_soon_as_the_port_opens_is_still_graceful() {
+    let _heavy = support::heavy().await;
     use std::io::Write;
     use std::process::{Command, Stdio};
     let dir = tempfile::tempdir().unwrap();
@@ -861,6 +866,7 @@ async fn ready_becomes(s: &Server, want: u16, timeout: Duration) -> Duration {
 
 #[tokio::test]
 async fn the_database_deleted_while_serving_gets_503_not_202_and_recovers_when_restored() {
+    let _heavy = support::heavy().await;
     use sqlx::Connection;
     let slack = SlackDouble::start(SlackConfig::default()).await;
     let s = Server::start(
@@ -947,6 +953,7 @@ async fn the_database_deleted_while_serving_gets_503_not_202_and_recovers_when_r
 
 #[tokio::test]
 async fn a_connection_left_inside_a_transaction_does_not_poison_the_store() {
+    let _heavy = support::heavy().await;
     // The store's pool as prpr builds it; a transaction forgotten on one of
     // its connections stands for a COMMIT that failed and a rollback that
     // failed too (a full disk).
@@ -964,6 +971,7 @@ async fn a_connection_left_inside_a_transaction_does_not_poison_the_store() {
 
 #[tokio::test]
 async fn postgres_backends_killed_mid_load_poison_nothing() {
+    let _heavy = support::heavy().await;
     let Some(pg) = support::postgres_db().await else {
         return;
     };
@@ -1035,8 +1043,10 @@ async fn postgres_backends_killed_mid_load_poison_nothing() {
     }
     let (acked, _) = split_acknowledged(&log);
     let want: Vec<(String, u64)> = acked.iter().map(|r| target(&r.body)).collect();
-    assert!(wait_for_all(&slack, &want, Duration::from_secs(20)).await);
-    s.drained(Duration::from_secs(20)).await;
+    // A message whose claim or "sent" mark died with its backend stays
+    // leased until the lease ends (60 s), then goes out: at least once, late.
+    assert!(wait_for_all(&slack, &want, Duration::from_secs(75)).await);
+    s.drained(Duration::from_secs(75)).await;
     let counts = posted_counts(&slack);
     for k in &want {
         assert_eq!(counts.get(k), Some(&1), "{k:?} in {counts:?}");

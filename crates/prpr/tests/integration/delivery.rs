@@ -2,12 +2,12 @@
 //! rate limits, outages, dead letters, kill -9 and SIGTERM.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure with its message
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use support::{Launch, Server, fixture, members, request};
+use crate::support::{Launch, Server, fixture, members, request};
 use testkit::slack::{Fault, RateLimit, SlackConfig, SlackDouble};
 
 fn count_by_channel(posted: &[testkit::slack::Posted]) -> HashMap<String, usize> {
@@ -20,6 +20,7 @@ fn count_by_channel(posted: &[testkit::slack::Posted]) -> HashMap<String, usize>
 
 #[tokio::test]
 async fn rate_limit_storm_delivers_each_message_exactly_once_in_order() {
+    let _heavy = support::heavy().await;
     // Slack allows 5/s per channel with a burst of 2 and answers 429 + Retry-After: 1 beyond it.
     let slack = SlackDouble::start(SlackConfig {
         rate_limit: Some(RateLimit {
@@ -82,6 +83,7 @@ async fn rate_limit_storm_delivers_each_message_exactly_once_in_order() {
 
 #[tokio::test]
 async fn slack_down_for_a_while_then_everything_arrives_once() {
+    let _heavy = support::heavy().await;
     let slack = SlackDouble::start(SlackConfig::default()).await;
     let config = members(
         5,
@@ -225,6 +227,7 @@ async fn invalid_token_is_dead_lettered_with_the_reason_and_never_logged() {
 
 #[tokio::test]
 async fn killed_with_messages_queued_delivers_them_after_restart() {
+    let _heavy = support::heavy().await;
     let slack = SlackDouble::start(SlackConfig::default()).await;
     let config = members(
         20,

@@ -6,7 +6,7 @@
 //! is not set).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure with its message
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 
