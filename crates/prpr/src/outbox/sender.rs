@@ -345,7 +345,10 @@ pub async fn deliver(
             // failover, a killed backend) gets a few quick retries first.
             let mut retries = 0;
             loop {
-                match store.mark_sent(id, clock.now_ms(), posted.ts.as_deref()).await {
+                match store
+                    .mark_sent(id, clock.now_ms(), posted.ts.as_deref())
+                    .await
+                {
                     Ok(_) => break Ok(Outcome::Sent),
                     Err(e) if retries < 4 => {
                         retries += 1;
