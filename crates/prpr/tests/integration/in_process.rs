@@ -38,11 +38,11 @@ async fn exchange(addr: std::net::SocketAddr, request: &str) -> String {
     String::from_utf8_lossy(&reply).into_owned()
 }
 
-#[tokio::test]
-async fn a_trickled_body_gets_408_after_exactly_15_s() {
-    let dir = tempfile::tempdir().unwrap();
-    let intake = Arc::new(Intake {
-        store: sqlite_store(&dir).await,
+/// The intake's shared state with defaults, a signing secret and a fresh
+/// SQLite file in `dir`: what the router needs, without the rest of the app.
+async fn intake_on(dir: &tempfile::TempDir) -> Arc<Intake> {
+    Arc::new(Intake {
+        store: sqlite_store(dir).await,
         notify: Arc::new(NotifyConfig::default()),
         ops: Arc::new(Default::default()),
         verifier: Some(Verifier::new(Secret::new("s3cret"), false)),
@@ -50,7 +50,13 @@ async fn a_trickled_body_gets_408_after_exactly_15_s() {
         clock: Clock::system(),
         guards: Default::default(),
         health: Default::default(),
-    });
+    })
+}
+
+#[tokio::test]
+async fn a_trickled_body_gets_408_after_exactly_15_s() {
+    let dir = tempfile::tempdir().unwrap();
+    let intake = intake_on(&dir).await;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, intake::router(intake)).await });
@@ -124,16 +130,7 @@ async fn run_serves_on_the_given_listener_and_returns_when_shutdown_resolves() {
 /// prpr's server loop on a listener the test bound, serving the real router.
 async fn limited_server(limits: prpr::server::Limits) -> (std::net::SocketAddr, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let intake = Arc::new(Intake {
-        store: sqlite_store(&dir).await,
-        notify: Arc::new(NotifyConfig::default()),
-        ops: Arc::new(Default::default()),
-        verifier: Some(Verifier::new(Secret::new("s3cret"), false)),
-        wake: Arc::new(tokio::sync::Notify::new()),
-        clock: Clock::system(),
-        guards: Default::default(),
-        health: Default::default(),
-    });
+    let intake = intake_on(&dir).await;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(prpr::server::serve(
