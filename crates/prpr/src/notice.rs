@@ -40,6 +40,9 @@ pub enum Kind {
     ReviewSubmitted,
     Mention,
     Merged,
+    /// A pull request opened or marked ready for review: its card, for
+    /// channels that want every PR of a repository.
+    Opened,
     /// ECS deploy trouble (or success) for the ops channel.
     Ops,
 }
@@ -51,8 +54,26 @@ impl Kind {
             Kind::ReviewSubmitted => "review_submitted",
             Kind::Mention => "mention",
             Kind::Merged => "merged",
+            Kind::Opened => "opened",
             Kind::Ops => "ops",
         }
+    }
+
+    /// The kinds a route or `[notify] broadcast` may name.
+    pub const PR_KINDS: [Kind; 5] = [
+        Kind::ReviewRequested,
+        Kind::ReviewSubmitted,
+        Kind::Mention,
+        Kind::Merged,
+        Kind::Opened,
+    ];
+
+    /// Parses a kind's configuration name (`review_requested`, …).
+    pub fn parse(name: &str) -> Option<Kind> {
+        Kind::PR_KINDS
+            .into_iter()
+            .chain([Kind::Ops])
+            .find(|k| k.as_str() == name)
     }
 }
 

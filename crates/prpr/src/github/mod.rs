@@ -60,6 +60,26 @@ pub struct PullRequest {
     pub requested_reviewers: Vec<Account>,
     #[serde(default)]
     pub requested_teams: Vec<Team>,
+    /// Absent in some payload shapes; empty then.
+    #[serde(default)]
+    pub labels: Vec<Label>,
+    /// The branch the PR merges into (`base.ref`).
+    #[serde(default)]
+    pub base: Option<Branch>,
+    /// `open` or `closed`.
+    #[serde(default)]
+    pub state: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Label {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Branch {
+    #[serde(rename = "ref")]
+    pub name: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -106,6 +126,8 @@ pub struct Issue {
     pub title: String,
     pub html_url: String,
     pub user: Account,
+    #[serde(default)]
+    pub labels: Vec<Label>,
     /// Present (with links) only when the issue is a pull request.
     #[serde(default)]
     pub pull_request: Option<serde::de::IgnoredAny>,
