@@ -24,9 +24,10 @@ pub async fn ingest(
         subject: &subject,
         history_since: None,
     };
+    // The comment's Markdown is scanned here, before the transaction: on
+    // SQLite the transaction holds the only write lock.
+    let prepared = rules::Prepared::new(event);
     store
-        .record(&meta, now_ms, |recall| {
-            rules::decide(event, &recall.pr, cfg)
-        })
+        .record(&meta, now_ms, |recall| prepared.decide(&recall.pr, cfg))
         .await
 }

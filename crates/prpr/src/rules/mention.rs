@@ -7,8 +7,9 @@
 //! login nobody mapped is not worth a channel post.
 
 use crate::config::NotifyConfig;
-use crate::github::mentions::{Mention, extract};
-use crate::github::{IssueCommentEvent, ReviewCommentEvent};
+pub use crate::github::mentions::Mention;
+use crate::github::mentions::extract;
+use crate::github::{Event, IssueCommentEvent, ReviewCommentEvent};
 use crate::notice::{Notice, Notification, Pr, Whom, excerpt};
 
 use super::recipients::{self, Unmapped};
@@ -24,7 +25,30 @@ pub struct Target<'a> {
     pub commenter: &'a str,
 }
 
+/// The mentions in the comment `event` carries, if a mention rule will read
+/// them: scanned here, before the store's write transaction, so a long comment
+/// never holds the write lock (see [`super::Prepared`]).
+pub fn scan(event: &Event) -> Option<Vec<Mention>> {
+    let comment = match event {
+        Event::IssueComment(e) if e.action == "created" && e.issue.pull_request.is_some() => {
+            &e.comment
+        }
+        Event::ReviewComment(e) if e.action == "created" => &e.comment,
+        _ => return None,
+    };
+    Some(extract(comment.body.as_deref().unwrap_or("")))
+}
+
 pub fn on_issue_comment(e: &IssueCommentEvent, cfg: &NotifyConfig) -> Decision {
+    on_issue_comment_scanned(e, None, cfg)
+}
+
+/// [`on_issue_comment`] with the comment's mentions already found by [`scan`].
+pub fn on_issue_comment_scanned(
+    e: &IssueCommentEvent,
+    mentions: Option<&[Mention]>,
+    cfg: &NotifyConfig,
+) -> Decision {
     if e.action != "created" {
         return Decision::skip(format!("no rule for issue_comment.{}", e.action));
     }
@@ -43,15 +67,25 @@ pub fn on_issue_comment(e: &IssueCommentEvent, cfg: &NotifyConfig) -> Decision {
         org: &e.repository.owner.login,
         commenter: &e.comment.user.login,
     };
-    decision(notify(
+    decision(notify_scanned(
         &target,
         e.comment.body.as_deref().unwrap_or(""),
+        mentions,
         None,
         cfg,
     ))
 }
 
 pub fn on_review_comment(e: &ReviewCommentEvent, cfg: &NotifyConfig) -> Decision {
+    on_review_comment_scanned(e, None, cfg)
+}
+
+/// [`on_review_comment`] with the comment's mentions already found by [`scan`].
+pub fn on_review_comment_scanned(
+    e: &ReviewCommentEvent,
+    mentions: Option<&[Mention]>,
+    cfg: &NotifyConfig,
+) -> Decision {
     if e.action != "created" {
         return Decision::skip(format!(
             "no rule for pull_request_review_comment.{}",
@@ -67,9 +101,10 @@ pub fn on_review_comment(e: &ReviewCommentEvent, cfg: &NotifyConfig) -> Decision
         org: &e.repository.owner.login,
         commenter: &e.comment.user.login,
     };
-    decision(notify(
+    decision(notify_scanned(
         &target,
         e.comment.body.as_deref().unwrap_or(""),
+        mentions,
         None,
         cfg,
     ))
@@ -95,6 +130,26 @@ pub fn notify(
     skip: Option<&str>,
     cfg: &NotifyConfig,
 ) -> Vec<Notification> {
+    notify_scanned(t, body, None, skip, cfg)
+}
+
+/// [`notify`], with `body`'s mentions already extracted when `mentions` is
+/// given (else they are extracted here).
+pub fn notify_scanned(
+    t: &Target<'_>,
+    body: &str,
+    mentions: Option<&[Mention]>,
+    skip: Option<&str>,
+    cfg: &NotifyConfig,
+) -> Vec<Notification> {
+    let scanned;
+    let mentions = match mentions {
+        Some(m) => m,
+        None => {
+            scanned = extract(body);
+            &scanned
+        }
+    };
     let excerpt = excerpt(body, cfg.excerpt_lines, 500);
     let notice = |whom: Whom| Notice::Mentioned {
         pr: t.pr.clone(),
@@ -106,17 +161,20 @@ pub fn notify(
     // At most `max_mentions_per_comment` people (or teams) told: a comment
     // listing 10,000 members must not queue 10,000 messages.
     let (mut told, mut left_out) = (0usize, 0usize);
-    for m in extract(body) {
+    for m in mentions {
         let before = out.len();
         match m {
             Mention::User(login) => {
                 if login.eq_ignore_ascii_case(t.commenter)
-                    || skip.is_some_and(|s| s.eq_ignore_ascii_case(&login))
+                    || skip.is_some_and(|s| s.eq_ignore_ascii_case(login))
+                    // Nobody to tell (Unmapped::Drop): skipped before a
+                    // notice is built, so 100,000 strangers cost no copies.
+                    || cfg.members.get(login).is_none()
                 {
                     continue;
                 }
                 out.extend(recipients::person(
-                    &login,
+                    login,
                     cfg,
                     Unmapped::Drop,
                     notice(Whom::You),
@@ -124,7 +182,7 @@ pub fn notify(
             }
             Mention::Team { org, slug } => {
                 // Only teams someone mapped: an unknown `@a/b` is often a path.
-                let Some(target) = cfg.teams.get(&org, &slug) else {
+                let Some(target) = cfg.teams.get(org, slug) else {
                     continue;
                 };
                 if target.usergroup.is_none() && !org.eq_ignore_ascii_case(t.org) {
@@ -134,7 +192,7 @@ pub fn notify(
                     org: org.clone(),
                     slug: slug.clone(),
                 };
-                out.extend(recipients::team(&org, &slug, cfg, notice(whom)));
+                out.extend(recipients::team(org, slug, cfg, notice(whom)));
             }
         }
         if out.len() > before {
@@ -262,6 +320,27 @@ mod tests {
                 ("C0GENERAL1".to_string(), "@hank_slack".to_string())
             ]
         );
+    }
+
+    /// The pipeline decides with the scan done before the transaction; the
+    /// answer must be the one `decide` gives.
+    #[test]
+    fn prepared_decides_as_decide_does() {
+        let mut review = base("created", "bob");
+        review["pull_request"] = pr_json("carol", false);
+        review["comment"] = json!({"body": "@alice @acme/backend", "html_url": "https://github.com/acme/app/pull/42#discussion_r1", "user": {"login": "bob"}});
+        let events = [
+            issue_comment("carol", "@alice can you check `@bob`? @acme/backend", true),
+            issue_comment("carol", "@alice", false),
+            issue_comment("dependabot[bot]", "@alice", true),
+            issue_comment("alice", "note to @alice", true),
+            event("pull_request_review_comment", review),
+        ];
+        for e in &events {
+            let want = decide(e, &PrState::default(), &cfg());
+            let got = super::super::Prepared::new(e).decide(&PrState::default(), &cfg());
+            assert_eq!(got, want, "{e:?}");
+        }
     }
 
     #[test]

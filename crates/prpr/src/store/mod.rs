@@ -337,7 +337,8 @@ impl Store {
     /// Could a delivery be stored now? A real write, committed: a store that
     /// answers reads but cannot write (a read-only file or volume, a
     /// PostgreSQL replica after a failover, a full disk) is not ready. For
-    /// `/readyz` and `/healthz`, which rate-limit it.
+    /// `/readyz` and `/healthz`, which rate-limit it. The table comes from a
+    /// migration (`0002_health_probe`), so the probe is plain DML.
     pub async fn probe_write(&self, now_ms: i64) -> Result<(), StoreError> {
         self.check_file()?;
         let _guard = self.write_guard().await;
@@ -347,9 +348,6 @@ impl Store {
                 Dialect::Sqlite => p.begin_with("BEGIN IMMEDIATE").await?,
                 Dialect::Postgres => p.begin().await?,
             };
-            sqlx::query("CREATE TABLE IF NOT EXISTS health_probe (id INTEGER PRIMARY KEY, at BIGINT NOT NULL)")
-                .execute(&mut *tx)
-                .await?;
             sqlx::query("INSERT INTO health_probe (id, at) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET at = excluded.at")
                 .bind(now_ms)
                 .execute(&mut *tx)
