@@ -214,7 +214,8 @@ pub async fn run(
             cfg.server.max_inflight_body,
             cfg.server.max_concurrent_requests,
         ),
-        health: intake::Health::new(Duration::from_secs(cfg.store.unhealthy_after_secs)),
+        health: intake::Health::new(Duration::from_secs(cfg.store.unhealthy_after_secs))
+            .with_min_free(cfg.store.min_free),
     });
     let (signal_tx, signal_rx) = tokio::sync::oneshot::channel::<()>();
     let limits = server_limits(&cfg);

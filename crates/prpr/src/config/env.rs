@@ -209,6 +209,17 @@ pub const OVERRIDES: &[Override] = &[
         },
     },
     Override {
+        var: "PRPR_STORE_MIN_FREE",
+        aliases: &[],
+        setting: "store.min_free",
+        secret: false,
+        set: |c, _, v| {
+            c.store.min_free = crate::config::parse_bytes(&v)
+                .map_err(|_| " is not a size (e.g. 50MB, 1GB or bytes)")?;
+            Ok(())
+        },
+    },
+    Override {
         var: "LOG_FORMAT",
         aliases: &[],
         setting: "log.format",

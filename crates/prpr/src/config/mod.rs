@@ -308,13 +308,65 @@ pub struct StoreConfig {
     /// Seconds the store may stay unusable before `/healthz` fails too, so
     /// ECS replaces the task (`/readyz` fails at once).
     pub unhealthy_after_secs: u64,
+    /// Free bytes on the SQLite database's volume below which prpr warns
+    /// (a log line at most once a minute, and `low_disk` in `/readyz`),
+    /// while still ready: the warning comes before the disk is full and
+    /// deliveries start failing. `"50MB"`, `"1GB"`, `"512KB"` or bytes.
+    /// Not used on PostgreSQL, whose disk prpr cannot see.
+    #[serde(deserialize_with = "bytes")]
+    pub min_free: u64,
 }
+
+/// `[store] min_free`'s default: 50 MB.
+pub const DEFAULT_MIN_FREE: u64 = 50 * 1000 * 1000;
 
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             unhealthy_after_secs: 120,
+            min_free: DEFAULT_MIN_FREE,
         }
+    }
+}
+
+/// `"50MB"`, `"1.5GB"`, `"512KB"`, `"50MiB"`, `"100B"` or a number of bytes.
+/// Decimal units (MB = 1,000,000 bytes) as `df -H` shows them, binary ones
+/// (MiB) as `df -h` does.
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let bad = || format!("{t:?} is not a size (e.g. \"50MB\", \"1GB\", \"512KiB\" or bytes)");
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: f64 = number.parse().map_err(|_| bad())?;
+    let scale: u64 = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "KB" | "K" => 1_000,
+        "MB" | "M" => 1_000_000,
+        "GB" | "G" => 1_000_000_000,
+        "KIB" => 1 << 10,
+        "MIB" => 1 << 20,
+        "GIB" => 1 << 30,
+        _ => return Err(bad()),
+    };
+    let bytes = n * scale as f64;
+    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
+        return Err(bad());
+    }
+    Ok(bytes.round() as u64)
+}
+
+fn bytes<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Bytes(u64),
+        Text(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Bytes(n) => Ok(n),
+        Raw::Text(t) => parse_bytes(&t).map_err(serde::de::Error::custom),
     }
 }
 

@@ -173,6 +173,17 @@ pub(crate) fn validate(cfg: &Config, at: &Origins) -> Vec<Problem> {
             "store.unhealthy_after_secs must be at least 1".into(),
         ));
     }
+    // A bare number is bytes: `min_free = 50` almost surely meant 50 MB, and
+    // would keep the low-disk warning silent until the disk is full.
+    if (1..1_000_000).contains(&cfg.store.min_free) {
+        problems.push(at.warning(
+            "store.min_free",
+            format!(
+                "store.min_free is {} bytes, less than 1 MB: write a unit (\"{}MB\"), or 0 to turn the check off",
+                cfg.store.min_free, cfg.store.min_free
+            ),
+        ));
+    }
     let slack = &cfg.slack;
     if !(slack.per_channel_per_sec > 0.0 && slack.per_channel_per_sec.is_finite()) {
         problems.push(at.error(

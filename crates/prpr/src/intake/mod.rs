@@ -80,11 +80,28 @@ pub struct Health {
     /// Apart from `state`: deliveries update it and must never wait for a
     /// probe in progress.
     unusable_since: std::sync::Mutex<Option<tokio::time::Instant>>,
+    /// `[store] min_free`: below this many free bytes on the SQLite volume,
+    /// a warning and `low_disk` in `/readyz` (0: never).
+    pub min_free: u64,
 }
+
+/// Free space under `[store] min_free`, as `/readyz` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LowDisk {
+    pub free_bytes: u64,
+    pub min_free: u64,
+}
+
+/// The low-disk warning is logged at most this often: `/readyz` is probed
+/// every few seconds by each balancer, and a filling disk is news once a
+/// minute, not once a probe.
+const LOW_DISK_LOG_EVERY: Duration = Duration::from_secs(60);
 
 #[derive(Default)]
 struct HealthState {
     last_probe: Option<(tokio::time::Instant, Result<(), String>)>,
+    low_disk: Option<LowDisk>,
+    low_disk_logged: Option<tokio::time::Instant>,
 }
 
 impl Default for Health {
@@ -100,7 +117,48 @@ impl Health {
             probe_every: Duration::from_secs(1),
             state: tokio::sync::Mutex::new(HealthState::default()),
             unusable_since: std::sync::Mutex::new(None),
+            min_free: crate::config::DEFAULT_MIN_FREE,
         }
+    }
+
+    /// With `[store] min_free` = `bytes` (0 turns the check off).
+    pub fn with_min_free(mut self, bytes: u64) -> Health {
+        self.min_free = bytes;
+        self
+    }
+
+    /// Free space under `min_free` at the last probe, if it was.
+    async fn low_disk(&self) -> Option<LowDisk> {
+        self.state.lock().await.low_disk
+    }
+
+    /// Checked with every write probe (so at most once a second): free space
+    /// on the SQLite volume against `min_free`.
+    fn check_free_space(&self, s: &mut HealthState, store: &Store, now: tokio::time::Instant) {
+        let low = match store.free_space() {
+            Some(free_bytes) if free_bytes < self.min_free => Some(LowDisk {
+                free_bytes,
+                min_free: self.min_free,
+            }),
+            _ => None,
+        };
+        if let Some(low) = low {
+            let due = s
+                .low_disk_logged
+                .is_none_or(|at| now.duration_since(at) >= LOW_DISK_LOG_EVERY);
+            if due {
+                tracing::warn!(
+                    free_bytes = low.free_bytes,
+                    min_free = low.min_free,
+                    "low disk space on the database volume: deliveries fail once it is full; free some space or grow the volume"
+                );
+                s.low_disk_logged = Some(now);
+            }
+        } else if s.low_disk.is_some() {
+            tracing::info!("disk space on the database volume is above store.min_free again");
+            s.low_disk_logged = None;
+        }
+        s.low_disk = low;
     }
 
     /// The store's state now: a write probe at most once per second.
@@ -120,6 +178,7 @@ impl Health {
                 Ok(Err(e)) => Err(e.to_string()),
                 Err(_) => Err("the store did not answer within 2 s".to_string()),
             };
+        self.check_free_space(&mut s, store, now);
         let was_failing = matches!(s.last_probe, Some((_, Err(_))));
         match &result {
             Ok(()) => {
@@ -296,15 +355,22 @@ async fn healthz(State(app): State<Arc<Intake>>) -> Response {
     reply(StatusCode::OK, json!({"status": "ok"}))
 }
 
-/// Ready when a delivery could be stored now.
+/// Ready when a delivery could be stored now. Low disk space (SQLite) is
+/// reported in `low_disk` but does not make it unready: deliveries still
+/// succeed, and taking the only task out of service would lose them all.
 async fn readyz(State(app): State<Arc<Intake>>) -> Response {
-    match app.health.probe(&app.store, &app.clock).await {
-        Ok(()) => reply(StatusCode::OK, json!({"status": "ready"})),
-        Err(e) => reply(
+    let probed = app.health.probe(&app.store, &app.clock).await;
+    let (status, mut body) = match probed {
+        Ok(()) => (StatusCode::OK, json!({"status": "ready"})),
+        Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
             json!({"status": "unavailable", "error": format!("store unavailable: {e}")}),
         ),
+    };
+    if let Some(low) = app.health.low_disk().await {
+        body["low_disk"] = json!({"free_bytes": low.free_bytes, "min_free": low.min_free});
     }
+    reply(status, body)
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

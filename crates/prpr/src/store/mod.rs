@@ -357,6 +357,21 @@ impl Store {
         })
     }
 
+    /// Bytes free (for an unprivileged writer) on the SQLite database's
+    /// volume; `None` on PostgreSQL (its disk is on another machine) or when
+    /// the volume cannot be asked. Why: a full disk fails every delivery, so
+    /// an operator wants to hear before it happens (`[store] min_free`).
+    pub fn free_space(&self) -> Option<u64> {
+        let w = self.file.as_ref()?;
+        // The directory: the file itself may be gone (deleted), its volume not.
+        let dir = match w.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => std::path::Path::new("."),
+        };
+        let st = rustix::fs::statvfs(dir).ok()?;
+        Some(st.f_bavail.saturating_mul(st.f_frsize))
+    }
+
     pub fn dialect(&self) -> Dialect {
         self.dialect
     }

@@ -167,6 +167,46 @@ impl Store {
         })
     }
 
+    /// [`Store::claim`] for several messages in one statement: the IDs it
+    /// leased (the others are leased by another sender or no longer
+    /// pending). Why: a sender draining a backlog claims dozens of channel
+    /// heads per pass, and one write per head queued each behind SQLite's
+    /// single writer (and the `mark_sent`s of sends in flight).
+    pub async fn claim_many(
+        &self,
+        ids: &[i64],
+        now_ms: i64,
+        lease_until_ms: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let _g = self.write_guard().await;
+        let sql = match self.dialect {
+            // A JSON array of the IDs: one bind for any count.
+            Dialect::Sqlite => {
+                "UPDATE outbox SET lease_until = $1 \
+                 WHERE id IN (SELECT value FROM json_each($3)) AND status = 'pending' \
+                 AND (lease_until IS NULL OR lease_until <= $2) RETURNING id"
+            }
+            Dialect::Postgres => {
+                "UPDATE outbox SET lease_until = $1 \
+                 WHERE id IN (SELECT value::bigint FROM json_array_elements_text($3::json)) AND status = 'pending' \
+                 AND (lease_until IS NULL OR lease_until <= $2) RETURNING id"
+            }
+        };
+        let list = serde_json::to_string(ids).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        with_pool!(self, p => {
+            let rows = sqlx::query(sql)
+                .bind(lease_until_ms)
+                .bind(now_ms)
+                .bind(&list)
+                .fetch_all(p)
+                .await?;
+            rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
+        })
+    }
+
     pub async fn mark_sent(
         &self,
         id: i64,
