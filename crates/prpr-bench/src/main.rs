@@ -15,7 +15,11 @@
 //!   double, p50/p99, no rate limiting;
 //! * **burst** — 100 notifications to one channel with the double enforcing
 //!   1 message/s per channel (429 + Retry-After beyond it): total time, and
-//!   proof that each arrived exactly once and in order.
+//!   proof that each arrived exactly once and in order;
+//! * **drain** — a backlog of 50,000 notifications over 200 channels, each
+//!   allowed prpr's default 1 message/s (burst 3), with a double that answers
+//!   at once: sends/s once intake has stopped (the ceiling is 200/s), and
+//!   proof that each arrived exactly once.
 //!
 //! `--smoke` runs each part briefly and checks only that it works.
 
@@ -36,6 +40,8 @@ const SECRET: &str = "bench-webhook-secret";
 const TOKEN: &str = testkit::slack::DEFAULT_TOKEN;
 /// Reviewers r0…r{MEMBERS-1}, each mapped to a Slack user ID.
 const MEMBERS: usize = 50;
+/// Channels (DMs) the drain run's backlog is spread over.
+const DRAIN_CHANNELS: usize = 200;
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -70,6 +76,9 @@ struct Args {
     /// Notifications to one rate-limited channel.
     #[arg(long, default_value_t = 100)]
     burst: usize,
+    /// Notifications queued over DRAIN_CHANNELS channels for the drain run.
+    #[arg(long, default_value_t = 50_000)]
+    drain: usize,
     /// Intake payload mix: `realistic` (every pull_request fixture in turn,
     /// 1 in 7 a review request that queues a notification), `ignored` (only
     /// pushes to PRs: no notification) or `queued` (only review requests).
@@ -85,7 +94,7 @@ struct Args {
     /// prpr's per-channel burst for the burst run (default: prpr's default, 3).
     #[arg(long, default_value_t = 3)]
     burst_send_burst: u32,
-    /// Only these parts (comma-separated): intake1, intakeall, startup, e2e, burst.
+    /// Only these parts (comma-separated): intake1, intakeall, startup, e2e, burst, drain.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Also write the figures as JSON here.
@@ -117,6 +126,7 @@ fn run_all() -> Result<()> {
         args.startup_runs = 3;
         args.e2e = 20;
         args.burst = 5;
+        args.drain = 1_000;
     }
     let prpr = args.prpr.clone().unwrap_or_else(default_prpr);
     let double = args.slack_double.clone().unwrap_or_else(|| {
@@ -173,6 +183,7 @@ fn run_all() -> Result<()> {
     run("startup", &|| startup(&env, &args));
     run("e2e", &|| e2e(&env, &args));
     run("burst", &|| burst(&env, &args));
+    run("drain", &|| drain(&env, &args));
     set_own_affinity(&env, None);
 
     if let Some(path) = &args.json {
@@ -612,7 +623,7 @@ impl Mix {
                 "pull_request.closed.unmerged",
             ],
             "ignored" => &["pull_request.synchronize"],
-            "queued" => &["pull_request.review_requested.user"],
+            "queued" | "drain" => &["pull_request.review_requested.user"],
             other => bail!("unknown --mix {other} (realistic, ignored, queued)"),
         };
         Ok(Mix {
@@ -629,6 +640,7 @@ impl Mix {
         match self.kind.as_str() {
             "realistic" => (&self.templates[i % n], (i / n) as u64, (i / n) % MEMBERS),
             "ignored" => (&self.templates[0], (i % 1000) as u64, 0),
+            "drain" => (&self.templates[0], i as u64, i % DRAIN_CHANNELS),
             _ => (&self.templates[0], i as u64, i % MEMBERS),
         }
     }
@@ -1191,6 +1203,136 @@ fn burst(env: &Env, args: &Args) -> Result<Value> {
         "distinct": distinct.len(),
         "in_order": in_order,
         "rate_limited_429": limited,
+        "load": loadavg(),
+    }))
+}
+
+// ---- a backlog over many channels -------------------------------------------------
+
+async fn double_count(http: &reqwest::Client, base: &str) -> Result<usize> {
+    let v: Value = http
+        .get(format!("{base}/_double/count"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    v["posted"]
+        .as_u64()
+        .map(|n| n as usize)
+        .context("count from the double")
+}
+
+fn drain(env: &Env, args: &Args) -> Result<Value> {
+    set_own_affinity(env, None);
+    let dir = tempfile::tempdir()?;
+    // Answers at once, no rate limit of its own: prpr's limiter is the pace.
+    let (_double, api) = start_double(env, None)?;
+    let double_base = api.trim_end_matches("/api").to_string();
+    let port = free_port()?;
+    // prpr's default pace per channel (1/s, burst 3): 200/s over 200 channels.
+    let mut config =
+        "[notify]\nchannel = \"C0GENERAL1\"\n[slack]\nper_channel_per_sec = 1.0\nburst = 3\n[members]\n"
+            .to_string();
+    for i in 0..DRAIN_CHANNELS {
+        config.push_str(&format!("rv{i:06} = \"U0DR{i:05}\"\n"));
+    }
+    let mut server = spawn_prpr(
+        env,
+        &Launch {
+            dir: dir.path(),
+            config,
+            slack_api: &api,
+            port,
+            cpus: None,
+            one_worker: false,
+        },
+    )?;
+    wait_ready(&mut server, port, Duration::from_secs(30))?;
+    let base = format!("http://127.0.0.1:{port}");
+    let mix = Arc::new(Mix::new(env, "drain")?);
+    let n = args.drain;
+    let rt = runtime()?;
+    let (intake_s, at_intake_end, drain_s, samples, posted) = rt.block_on(async {
+        let http = http_client(16)?;
+        let t0 = Instant::now();
+        let (_, statuses, _) = run_load(&http, &base, &mix, 0, n, 16).await?;
+        let intake_s = t0.elapsed().as_secs_f64();
+        ensure!(
+            statuses.get(&202).copied().unwrap_or(0) == n,
+            "not every delivery got 202: {statuses:?}"
+        );
+        let t1 = Instant::now();
+        let at_intake_end = double_count(&http, &double_base).await?;
+        let deadline = t1 + Duration::from_secs(n as u64 / 20 + 60);
+        // The count each second: the steady rate, not only the mean.
+        let mut samples = vec![(0.0, at_intake_end)];
+        let drain_s = loop {
+            let c = double_count(&http, &double_base).await?;
+            let t = t1.elapsed().as_secs_f64();
+            if samples.last().is_some_and(|(at, _)| t - at >= 1.0) {
+                samples.push((t, c));
+            }
+            if c >= n {
+                break t;
+            }
+            ensure!(Instant::now() < deadline, "only {c} of {n} posted in time");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        // Anything sent twice would show up within a few seconds.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let posted = double_posted(&http, &double_base).await?;
+        anyhow::Ok((intake_s, at_intake_end, drain_s, samples, posted))
+    })?;
+    let status = server.terminate(Duration::from_secs(30))?;
+    ensure!(status.success(), "prpr exited with {status}");
+    let distinct: HashSet<(String, u64)> = posted
+        .iter()
+        .filter_map(|p| {
+            Some((
+                p["channel"].as_str()?.to_string(),
+                pr_number(p["text"].as_str()?)?,
+            ))
+        })
+        .collect();
+    let remaining = n - at_intake_end.min(n);
+    let rate = remaining as f64 / drain_s.max(1e-9);
+    // The slowest whole second after the first (the burst allowance is spent then).
+    let worst = samples
+        .windows(2)
+        .skip(1)
+        .map(|w| (w[1].1 - w[0].1) as f64 / (w[1].0 - w[0].0))
+        .fold(f64::INFINITY, f64::min);
+    println!(
+        "drain of {n} notifications over {DRAIN_CHANNELS} channels (prpr 1/s per channel, burst 3; double answers at once): \
+         intake {intake_s:.1} s ({at_intake_end} already sent by then); the remaining {remaining} in {drain_s:.1} s: {rate:.0} sends/s \
+         (ceiling {DRAIN_CHANNELS}/s; slowest second {worst:.0}/s); {} posted, {} distinct; load {}",
+        posted.len(),
+        distinct.len(),
+        loadavg()
+    );
+    ensure!(
+        posted.len() == n && distinct.len() == n,
+        "expected each of {n} exactly once: {} posted, {} distinct",
+        posted.len(),
+        distinct.len()
+    );
+    if !args.smoke {
+        ensure!(
+            rate >= 0.8 * DRAIN_CHANNELS as f64,
+            "drained at {rate:.0} sends/s, under 80 % of the {DRAIN_CHANNELS}/s Slack allows"
+        );
+    }
+    Ok(json!({
+        "notifications": n,
+        "channels": DRAIN_CHANNELS,
+        "intake_s": intake_s,
+        "sent_during_intake": at_intake_end,
+        "drained_after_intake": remaining,
+        "drain_s": drain_s,
+        "sends_per_sec": rate,
+        "slowest_second_per_sec": worst,
+        "posted": posted.len(),
+        "distinct": distinct.len(),
         "load": loadavg(),
     }))
 }

@@ -296,6 +296,7 @@ fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/api/{method}", any(api))
         .route("/_double/posted", get(double_posted))
+        .route("/_double/count", get(double_count))
         .route("/_double/attempts", get(double_attempts))
         .route("/_double/reset", post(double_reset))
         .with_state(shared)
@@ -308,6 +309,13 @@ struct PostedOut<'a> {
     posted: &'a Posted,
     /// Milliseconds between the double's start and the post's arrival.
     received_ms: f64,
+}
+
+/// `{"posted": n}`: how many messages were posted, without the messages.
+/// For runs that post tens of thousands (the benchmark's drain).
+async fn double_count(State(shared): State<Arc<Shared>>) -> Response {
+    let n = lock(&shared.state).posted.len();
+    axum::Json(json!({ "posted": n })).into_response()
 }
 
 async fn double_posted(State(shared): State<Arc<Shared>>) -> Response {
