@@ -191,6 +191,12 @@ impl FileWatch {
         }
     }
 
+    /// Connections open now are not to be used again (see
+    /// [`Store::after_write_error`]).
+    fn retire_connections(&self) {
+        self.lock().replaced_at = Some(std::time::Instant::now());
+    }
+
     /// Was a connection of this age opened before the file was replaced?
     fn is_stale(&self, age: Duration) -> bool {
         let s = self.lock();
@@ -343,7 +349,7 @@ impl Store {
         self.check_file()?;
         let _guard = self.write_guard().await;
         let dialect = self.dialect;
-        with_pool!(self, p => {
+        let result: Result<(), StoreError> = async { with_pool!(self, p => {
             let mut tx = match dialect {
                 Dialect::Sqlite => p.begin_with("BEGIN IMMEDIATE").await?,
                 Dialect::Postgres => p.begin().await?,
@@ -354,7 +360,31 @@ impl Store {
                 .await?;
             tx.commit().await?;
             Ok(())
-        })
+        }) }
+        .await;
+        self.after_write_error(&result);
+        result
+    }
+
+    /// After a write that failed because of the file (SQLite: read-only,
+    /// I/O error, disk full, cannot open), every connection open now is
+    /// retired, and the pool opens new ones. Why: SQLite opens a file it
+    /// may not write read-only and stays so, so a connection opened while
+    /// the file was read-only (`chattr +i`, a read-only remount) kept
+    /// failing with "attempt to write a readonly database" long after the
+    /// file was writable again.
+    fn after_write_error<T>(&self, result: &Result<T, StoreError>) {
+        let Err(StoreError::Db(sqlx::Error::Database(e))) = result else {
+            return;
+        };
+        let primary = e
+            .code()
+            .and_then(|c| c.parse::<i64>().ok())
+            .map(|c| c & 0xff);
+        // SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN.
+        if let (Some(w), Some(8 | 10 | 13 | 14)) = (&self.file, primary) {
+            w.retire_connections();
+        }
     }
 
     /// Bytes free (for an unprivileged writer) on the SQLite database's
@@ -418,7 +448,7 @@ impl Store {
         self.check_file()?;
         let _guard = self.write_guard().await;
         let dialect = self.dialect;
-        with_pool!(self, p => {
+        let result: Result<Recorded, StoreError> = async { with_pool!(self, p => {
             let mut tx = match dialect {
                 Dialect::Sqlite => p.begin_with("BEGIN IMMEDIATE").await?,
                 Dialect::Postgres => p.begin().await?,
@@ -545,7 +575,10 @@ impl Store {
             }
             tx.commit().await?;
             Ok(Recorded::Stored { queued, decision })
-        })
+        }) }
+        .await;
+        self.after_write_error(&result);
+        result
     }
 
     /// The stored state of one PR (for tests and diagnostics).

@@ -11,6 +11,7 @@
 use crate::support;
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -1054,4 +1055,498 @@ async fn postgres_backends_killed_mid_load_poison_nothing() {
     // (A delivery whose COMMIT landed just as its backend died may be posted
     // though answered 503: at least once, never twice.)
     assert!(counts.values().all(|&n| n == 1), "{counts:?}");
+}
+
+// ---- the disk and the database server misbehaving ---------------------------------
+
+/// Says on the real stderr (the harness captures `eprintln!` of passing
+/// tests) that a fault test could not run here, and why.
+fn skipped(test: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: {why}");
+}
+
+/// Runs a command; its stderr (or how it failed to start) on failure.
+fn sh(program: &str, args: &[&str]) -> Result<String, String> {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|e| format!("{program}: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "{program} {}: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim(),
+            String::from_utf8_lossy(&out.stdout).trim()
+        ))
+    }
+}
+
+fn is_root() -> bool {
+    sh("id", &["-u"]).is_ok_and(|u| u.trim() == "0")
+}
+
+/// Review requests acknowledged `202 queued` are each posted exactly once.
+async fn each_posted_once(s: &Server, slack: &SlackDouble, acked: &[(String, u64)]) {
+    assert!(
+        wait_for_all(slack, acked, Duration::from_secs(20)).await,
+        "not all acknowledged review requests reached Slack: {:?}",
+        posted_counts(slack)
+    );
+    s.drained(Duration::from_secs(20)).await;
+    let counts = posted_counts(slack);
+    for k in acked {
+        assert_eq!(counts.get(k), Some(&1), "{k:?} in {counts:?}");
+    }
+    assert_eq!(counts.len(), acked.len(), "{counts:?}");
+}
+
+/// Files made immutable (`chattr +i`) until dropped: read-only even for root,
+/// which file permissions are not (the tests run as root in CI).
+struct Immutable(Vec<PathBuf>);
+
+impl Immutable {
+    fn set(files: &[PathBuf]) -> Result<Immutable, String> {
+        let mut done = Immutable(Vec::new());
+        for f in files {
+            sh("chattr", &["+i", &f.display().to_string()])?;
+            done.0.push(f.clone());
+        }
+        Ok(done)
+    }
+
+    fn clear(&mut self) {
+        for f in self.0.drain(..) {
+            let _ = sh("chattr", &["-i", &f.display().to_string()]);
+        }
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
+#[tokio::test]
+async fn read_only_database_files_get_503_then_resume_within_5_s_of_being_writable() {
+    let _heavy = support::heavy().await;
+    let slack = SlackDouble::start(SlackConfig::default()).await;
+    let s = Server::start(Some(&slack), Launch::with_config(members(4, ""))).await;
+    let mut acked = Vec::new();
+    let (status, reply) = s.deliver("pull_request", "ro-1", &request("r0", 1)).await;
+    assert_eq!(status, 202, "{reply}");
+    acked.push(target(&request("r0", 1)));
+    // Nothing in flight to Slack when the fault starts (a send recorded
+    // during it would be sent again when its lease ends: at least once).
+    assert!(wait_for_all(&slack, &acked, Duration::from_secs(10)).await);
+    s.drained(Duration::from_secs(10)).await;
+
+    let db = s.dir.path().join("prpr.db");
+    let files: Vec<PathBuf> = ["", "-wal", "-shm"]
+        .iter()
+        .map(|x| PathBuf::from(format!("{}{x}", db.display())))
+        .filter(|p| p.exists())
+        .collect();
+    let mut ro = match Immutable::set(&files) {
+        Ok(g) => g,
+        Err(why) => {
+            skipped(
+                "read_only_database_files",
+                &format!(
+                    "cannot make the database read-only with chattr +i ({why}); root ignores file modes"
+                ),
+            );
+            return;
+        }
+    };
+
+    // During the fault: every delivery refused, /readyz says so.
+    let mut refused = Vec::new();
+    for i in 0..3u64 {
+        let body = request(&format!("r{}", 1 + i), 10 + i);
+        let (status, reply) = s.deliver("pull_request", &format!("ro-b{i}"), &body).await;
+        assert_eq!(status, 503, "read-only database: {reply}");
+        assert_eq!(
+            reply["error"],
+            "store unavailable; the delivery was not stored, retry later"
+        );
+        refused.push((format!("ro-b{i}"), body));
+    }
+    ready_becomes(&s, 503, Duration::from_secs(3)).await;
+    assert_eq!(
+        s.get("/healthz").await.0,
+        200,
+        "not yet past unhealthy_after"
+    );
+
+    // Writable again: service resumes by itself within 5 s.
+    ro.clear();
+    let took = ready_becomes(&s, 200, Duration::from_secs(5)).await;
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    for (id, body) in &refused {
+        // GitHub's "Redeliver" of what got 503.
+        let (status, reply) = s.deliver("pull_request", id, body).await;
+        assert_eq!(
+            (status, reply["status"].as_str()),
+            (202, Some("queued")),
+            "{reply}"
+        );
+        acked.push(target(body));
+    }
+    each_posted_once(&s, &slack, &acked).await;
+}
+
+/// A tmpfs mounted for one test, unmounted (lazily) when dropped.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Result<Tmpfs, String> {
+        if !cfg!(target_os = "linux") {
+            return Err("tmpfs resizing is Linux only".into());
+        }
+        if !is_root() {
+            return Err("mounting a tmpfs needs root".into());
+        }
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let path = dir.path().display().to_string();
+        sh(
+            "mount",
+            &[
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size}"),
+                "prprfault",
+                &path,
+            ],
+        )?;
+        Ok(Tmpfs { dir })
+    }
+
+    fn resize(&self, size: &str) -> Result<(), String> {
+        let path = self.dir.path().display().to_string();
+        sh("mount", &["-o", &format!("remount,size={size}"), &path]).map(|_| ())
+    }
+
+    /// Writes a file until the volume is full.
+    fn fill(&self) {
+        use std::io::Write;
+        let mut f = std::fs::File::create(self.dir.path().join("filler")).unwrap();
+        let chunk = vec![0u8; 64 * 1024];
+        while f.write_all(&chunk).and_then(|_| f.flush()).is_ok() {}
+        // The last partial pages too.
+        while f.write_all(&[0u8; 512]).is_ok() {}
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = sh("umount", &["-l", &self.dir.path().display().to_string()]);
+    }
+}
+
+#[tokio::test]
+async fn a_full_tmpfs_gets_503_then_resumes_within_5_s_of_growing() {
+    let _heavy = support::heavy().await;
+    let fs = match Tmpfs::mount("4m") {
+        Ok(fs) => fs,
+        Err(why) => {
+            skipped("a_full_tmpfs", &format!("cannot mount a tmpfs: {why}"));
+            return;
+        }
+    };
+    let slack = SlackDouble::start(SlackConfig::default()).await;
+    let s = Server::start(
+        Some(&slack),
+        Launch {
+            config: members(4, ""),
+            database_url: Some(format!(
+                "sqlite://{}",
+                fs.dir.path().join("prpr.db").display()
+            )),
+            ..Launch::default()
+        },
+    )
+    .await;
+    let mut acked = Vec::new();
+    for i in 0..2u64 {
+        let body = request(&format!("r{i}"), 1 + i);
+        let (status, reply) = s
+            .deliver("pull_request", &format!("full-a{i}"), &body)
+            .await;
+        assert_eq!(status, 202, "{reply}");
+        acked.push(target(&body));
+    }
+    // A 4 MB volume is under store.min_free (50 MB): said, yet still ready.
+    let (status, ready) = s.get("/readyz").await;
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(ready["low_disk"]["min_free"], 50_000_000, "{ready}");
+    assert!(
+        ready["low_disk"]["free_bytes"].as_u64().unwrap() < 4 << 20,
+        "{ready}"
+    );
+    s.logged(
+        "low disk space on the database volume: deliveries fail once it is full; free some space or grow the volume",
+        1,
+        Duration::from_secs(5),
+    )
+    .await;
+    // Nothing in flight to Slack when the disk fills.
+    assert!(wait_for_all(&slack, &acked, Duration::from_secs(10)).await);
+    s.drained(Duration::from_secs(10)).await;
+
+    fs.fill();
+    // Pushes (no notification) until the WAL needs a page the disk lacks;
+    // a commit that still fits in pages SQLite already has is stored (202).
+    let mut first_refused = None;
+    for i in 0..2000u64 {
+        let (status, reply) = s
+            .deliver("pull_request", &format!("full-p{i}"), &synchronize(100 + i))
+            .await;
+        assert!(matches!(status, 202 | 503), "{status} {reply}");
+        if status == 503 {
+            first_refused = Some(i);
+            break;
+        }
+    }
+    let first = first_refused.expect("a full disk refuses deliveries");
+    let body = request("r2", 50);
+    let (status, reply) = s.deliver("pull_request", "full-b0", &body).await;
+    assert_eq!(status, 503, "after push {first} was refused: {reply}");
+    ready_becomes(&s, 503, Duration::from_secs(3)).await;
+    let (_, ready) = s.get("/readyz").await;
+    assert!(
+        ready["low_disk"]["free_bytes"].as_u64().unwrap() < 64 * 1024,
+        "{ready}"
+    );
+
+    // The volume grows: service resumes by itself within 5 s.
+    fs.resize("16m").unwrap();
+    let took = ready_becomes(&s, 200, Duration::from_secs(5)).await;
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    let (status, reply) = s.deliver("pull_request", "full-b0", &body).await;
+    assert_eq!(
+        (status, reply["status"].as_str()),
+        (202, Some("queued")),
+        "{reply}"
+    );
+    acked.push(target(&body));
+    let body = request("r3", 51);
+    let (status, reply) = s.deliver("pull_request", "full-c0", &body).await;
+    assert_eq!(status, 202, "{reply}");
+    acked.push(target(&body));
+    each_posted_once(&s, &slack, &acked).await;
+}
+
+/// A PostgreSQL cluster of the test's own (`initdb` + `pg_ctl`) on a free
+/// port: restarting the shared server would break every other test using it.
+/// Stopped and deleted when dropped.
+struct PrivateCluster {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl PrivateCluster {
+    fn pg_ctl(&self, args: &[&str]) -> Result<String, String> {
+        let data = self.dir.path().join("data").display().to_string();
+        let mut all = vec!["-D", data.as_str()];
+        all.extend_from_slice(args);
+        as_postgres("pg_ctl", &all)
+    }
+
+    fn start() -> Result<PrivateCluster, String> {
+        for tool in ["initdb", "pg_ctl"] {
+            sh("sh", &["-c", &format!("command -v {tool}")])
+                .map_err(|_| format!("{tool} is not on PATH"))?;
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("prpr-pgfault")
+            .tempdir()
+            .map_err(|e| e.to_string())?;
+        if is_root() {
+            // initdb refuses to run as root.
+            sh("chown", &["postgres:", &dir.path().display().to_string()])?;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let c = PrivateCluster { dir, port };
+        let data = c.dir.path().join("data").display().to_string();
+        as_postgres(
+            "initdb",
+            &["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync"],
+        )?;
+        c.up()?;
+        Ok(c)
+    }
+
+    fn up(&self) -> Result<(), String> {
+        let log = self.dir.path().join("log").display().to_string();
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        self.pg_ctl(&["-l", &log, "-o", &opts, "-w", "start"])
+            .map(|_| ())
+    }
+
+    fn down(&self) -> Result<(), String> {
+        self.pg_ctl(&["-m", "fast", "-w", "stop"]).map(|_| ())
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        let _ = self.pg_ctl(&["-m", "immediate", "-w", "stop"]);
+    }
+}
+
+/// Runs a PostgreSQL tool as the `postgres` user when we are root.
+fn as_postgres(program: &str, args: &[&str]) -> Result<String, String> {
+    if is_root() {
+        let mut all = vec!["-u", "postgres", "--", program];
+        all.extend_from_slice(args);
+        sh("runuser", &all)
+    } else {
+        sh(program, args)
+    }
+}
+
+#[tokio::test]
+async fn postgres_restarted_mid_load_gets_503_then_resumes_within_5_s() {
+    let _heavy = support::heavy().await;
+    // The suite's convention: no PostgreSQL, no PostgreSQL tests.
+    if support::postgres_db().await.is_none() {
+        return;
+    }
+    let pg = match tokio::task::spawn_blocking(PrivateCluster::start)
+        .await
+        .unwrap()
+    {
+        Ok(pg) => pg,
+        Err(why) => {
+            skipped(
+                "postgres_restarted_mid_load",
+                &format!("cannot run a private PostgreSQL cluster: {why}"),
+            );
+            return;
+        }
+    };
+    let slack = SlackDouble::start(SlackConfig::default()).await;
+    let s = Server::start(
+        Some(&slack),
+        Launch {
+            config: members(
+                6,
+                "[slack]\nper_channel_per_sec = 50.0\nburst = 50\nretry_initial_ms = 50\nretry_max_ms = 300\nmax_attempts = 1000\ntimeout_secs = 2",
+            ),
+            database_url: Some(pg.url()),
+            ..Launch::default()
+        },
+    )
+    .await;
+    let http = client();
+    let mut acked = Vec::new();
+    for i in 0..3u64 {
+        let body = request(&format!("r{i}"), 100 + i);
+        let r = post(&http, &s.base, &format!("pgr-a{i}"), &body).await;
+        assert_eq!(r.status, Some(202), "{r:?}");
+        acked.push(target(&body));
+    }
+    // Nothing in flight to Slack at the restart (a "sent" mark lost with the
+    // server would mean a second post when its lease ends: at least once).
+    assert!(wait_for_all(&slack, &acked, Duration::from_secs(10)).await);
+    s.drained(Duration::from_secs(10)).await;
+
+    // Load through the restart: pushes, each a full store transaction.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let tasks = stream_deliveries(
+        Traffic {
+            base: s.base.clone(),
+            tasks: 3,
+            prefix: "pgr",
+            reviewers: 6,
+            // Each client's first delivery is a review request, the rest pushes.
+            every_nth_is_request: usize::MAX,
+            pause: Duration::from_millis(10),
+        },
+        stop.clone(),
+        log.clone(),
+    );
+    let count = |after: Instant, status: u16| {
+        let log = log.clone();
+        move || {
+            log.lock()
+                .unwrap()
+                .iter()
+                .any(|r| r.started > after && r.status == Some(status))
+        }
+    };
+    let started = Instant::now();
+    assert!(support::eventually(Duration::from_secs(10), || log.lock().unwrap().len() >= 12).await);
+    assert!(count(started, 202)());
+    let (early, _) = split_acknowledged(&log.lock().unwrap());
+    acked.extend(early.iter().map(|r| target(&r.body)));
+    assert!(wait_for_all(&slack, &acked, Duration::from_secs(10)).await);
+
+    let pg = Arc::new(pg);
+    let p = pg.clone();
+    tokio::task::spawn_blocking(move || p.down())
+        .await
+        .unwrap()
+        .unwrap();
+    let stopped = Instant::now();
+    assert!(
+        support::eventually(Duration::from_secs(15), count(stopped, 503)).await,
+        "no 503 while PostgreSQL was down"
+    );
+    ready_becomes(&s, 503, Duration::from_secs(10)).await;
+
+    let p = pg.clone();
+    tokio::task::spawn_blocking(move || p.up())
+        .await
+        .unwrap()
+        .unwrap();
+    let back = Instant::now();
+    assert!(
+        support::eventually(Duration::from_secs(5), count(back, 202)).await,
+        "no 202 within 5 s of PostgreSQL's return"
+    );
+    ready_becomes(
+        &s,
+        200,
+        Duration::from_secs(5).saturating_sub(back.elapsed()),
+    )
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    for r in log.lock().unwrap().iter() {
+        assert!(
+            matches!(r.status, Some(202) | Some(503)),
+            "only 202 or 503: {r:?}"
+        );
+    }
+
+    // After the restart, review requests go out once each.
+    for i in 3..6u64 {
+        let body = request(&format!("r{i}"), 100 + i);
+        let r = post(&http, &s.base, &format!("pgr-c{i}"), &body).await;
+        assert_eq!(r.status, Some(202), "{r:?}");
+        acked.push(target(&body));
+    }
+    each_posted_once(&s, &slack, &acked).await;
 }
