@@ -535,6 +535,40 @@ mod tests {
         loaded.problems.iter().map(ToString::to_string).collect()
     }
 
+    /// `[store] min_free` as people write sizes; a forgotten unit is told.
+    #[test]
+    fn min_free_reads_sizes_from_the_file_and_the_environment() {
+        for (text, bytes) in [
+            ("50MB", 50_000_000),
+            ("1.5GB", 1_500_000_000),
+            ("512KiB", 524_288),
+            (" 64 mib ", 67_108_864),
+            ("1000", 1000),
+            ("0", 0),
+        ] {
+            assert_eq!(parse_bytes(text), Ok(bytes), "{text}");
+        }
+        for bad in ["", "MB", "-5MB", "5 parsecs", "1e400GB"] {
+            assert!(parse_bytes(bad).is_err(), "{bad}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(&dir, "prpr.toml", "[store]\nmin_free = \"2GB\"\n");
+        let loaded = load(Some(&p), &[("X", "")]);
+        assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+        assert_eq!(loaded.config.store.min_free, 2_000_000_000);
+        let loaded = load(Some(&p), &[("PRPR_STORE_MIN_FREE", "100MB")]);
+        assert_eq!(loaded.config.store.min_free, 100_000_000);
+        let p = write(&dir, "bare.toml", "[store]\nmin_free = 50\n");
+        let loaded = load(Some(&p), &[("X", "")]);
+        assert!(
+            messages(&loaded).iter().any(|m| m.contains("write a unit (\"50MB\")")),
+            "{:?}",
+            messages(&loaded)
+        );
+        let p = write(&dir, "bad.toml", "[store]\nmin_free = \"lots\"\n");
+        assert!(!load(Some(&p), &[("X", "")]).problems.is_empty());
+    }
+
     #[test]
     fn example_is_valid_and_complete() {
         let dir = tempfile::tempdir().unwrap();
