@@ -561,7 +561,9 @@ mod tests {
         let p = write(&dir, "bare.toml", "[store]\nmin_free = 50\n");
         let loaded = load(Some(&p), &[("X", "")]);
         assert!(
-            messages(&loaded).iter().any(|m| m.contains("write a unit (\"50MB\")")),
+            messages(&loaded)
+                .iter()
+                .any(|m| m.contains("write a unit (\"50MB\")")),
             "{:?}",
             messages(&loaded)
         );
