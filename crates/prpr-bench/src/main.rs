@@ -20,7 +20,11 @@
 //!   a prpr that hardly sends, then drained by a restarted one), each
 //!   allowed prpr's default 1 message/s (burst 3), with a double that answers
 //!   at once: sends/s once intake has stopped (the ceiling is 200/s), and
-//!   proof that each arrived exactly once.
+//!   proof that each arrived exactly once;
+//! * **storm** — a PR comment mentioning 100,000 unmapped logins (1.6 MB):
+//!   its `202` latency, and the latency of small deliveries sent while it is
+//!   being handled (the mention scan runs before the store's write lock, so
+//!   they do not queue behind it).
 //!
 //! `--smoke` runs each part briefly and checks only that it works.
 
@@ -95,7 +99,7 @@ struct Args {
     /// prpr's per-channel burst for the burst run (default: prpr's default, 3).
     #[arg(long, default_value_t = 3)]
     burst_send_burst: u32,
-    /// Only these parts (comma-separated): intake1, intakeall, startup, e2e, burst, drain.
+    /// Only these parts (comma-separated): intake1, intakeall, startup, e2e, burst, drain, storm.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Also write the figures as JSON here.
@@ -185,6 +189,7 @@ fn run_all() -> Result<()> {
     run("e2e", &|| e2e(&env, &args));
     run("burst", &|| burst(&env, &args));
     run("drain", &|| drain(&env, &args));
+    run("storm", &|| storm(&env));
     set_own_affinity(&env, None);
 
     if let Some(path) = &args.json {
@@ -1349,4 +1354,81 @@ fn drain(env: &Env, args: &Args) -> Result<Value> {
         "distinct": distinct.len(),
         "load": loadavg(),
     }))
+}
+
+// ---- a mention storm beside ordinary deliveries ------------------------------------
+
+fn storm(env: &Env) -> Result<Value> {
+    set_own_affinity(env, None);
+    let dir = tempfile::tempdir()?;
+    let (_double, api) = start_double(env, None)?;
+    let port = free_port()?;
+    let mut server = spawn_prpr(
+        env,
+        &Launch {
+            dir: dir.path(),
+            config: members_config("[notify]\nchannel = \"C0GENERAL1\"\n"),
+            slack_api: &api,
+            port,
+            cpus: None,
+            one_worker: false,
+        },
+    )?;
+    wait_ready(&mut server, port, Duration::from_secs(30))?;
+    let base = format!("http://127.0.0.1:{port}");
+    let mut comment = fixture(env, "issue_comment.created.issue")?;
+    comment["issue"]["pull_request"] =
+        json!({"url": "https://api.github.com/repos/Codertocat/Hello-World/pulls/1"});
+    let text: String = (0..100_000).map(|i| format!("@stranger{i} ")).collect();
+    comment["comment"]["body"] = json!(text);
+    let big = body(&comment);
+    let small: Vec<Body> = (0..20u64)
+        .map(|i| {
+            review_request(env, &format!("r{}", i as usize % MEMBERS), 30_000 + i).map(|v| body(&v))
+        })
+        .collect::<Result<_>>()?;
+    let rt = runtime()?;
+    let (storm_ms, small_ms) = rt.block_on(async {
+        let http = http_client(8)?;
+        let started = Instant::now();
+        let storm = {
+            let (http, base) = (http.clone(), base.clone());
+            tokio::spawn(async move {
+                let resp = http
+                    .post(format!("{base}/webhook"))
+                    .header("content-type", "application/json")
+                    .header("x-github-event", "issue_comment")
+                    .header("x-github-delivery", "storm-1")
+                    .header("x-hub-signature-256", &big.signature)
+                    .body(big.bytes)
+                    .send()
+                    .await?;
+                let status = resp.status().as_u16();
+                let v: Value = resp.json().await.unwrap_or(Value::Null);
+                anyhow::Ok((status, v, started.elapsed()))
+            })
+        };
+        // Small deliveries while the storm is being read, scanned and stored.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let mut small_ms = Vec::new();
+        for (i, b) in small.iter().enumerate() {
+            let t = Instant::now();
+            let (status, v) = post(&http, &base, &format!("storm-small-{i}"), b).await?;
+            ensure!(status == 202, "small delivery {i}: {status} {v}");
+            small_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        let (status, v, took) = storm.await??;
+        ensure!(status == 202, "the storm: {status} {v}");
+        anyhow::Ok((took.as_secs_f64() * 1000.0, small_ms))
+    })?;
+    let status = server.terminate(Duration::from_secs(30))?;
+    ensure!(status.success(), "prpr exited with {status}");
+    let worst = small_ms.iter().copied().fold(0.0, f64::max);
+    println!(
+        "mention storm: a comment of 100,000 unmapped mentions answered 202 in {storm_ms:.0} ms; 20 review requests sent meanwhile: worst {worst:.1} ms; load {}",
+        loadavg()
+    );
+    Ok(
+        json!({"storm_ms": storm_ms, "small_worst_ms": worst, "small_ms": small_ms, "load": loadavg()}),
+    )
 }
