@@ -173,6 +173,38 @@ async fn channel_heads_in_order_one_at_a_time(store: Store) {
         store.claim(c2.id, 7_000, 9_000).await.unwrap(),
         "lease expired"
     );
+    // Several heads in one statement: only the free ones are leased.
+    let c1 = store
+        .due(9_000, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|h| h.channel == "C1")
+        .unwrap();
+    let mut got = store
+        .claim_many(&[c1.id, c2.id, 999_999], 8_000, 20_000)
+        .await
+        .unwrap();
+    got.sort_unstable();
+    assert_eq!(
+        got,
+        vec![c1.id],
+        "C2 is still leased until 9,000; 999,999 does not exist"
+    );
+    assert_eq!(
+        store
+            .claim_many(&[c1.id, c2.id], 9_000, 20_000)
+            .await
+            .unwrap(),
+        vec![c2.id]
+    );
+    assert!(
+        store
+            .claim_many(&[], 9_000, 20_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn retries_dead_letters_and_requeue(store: Store) {
