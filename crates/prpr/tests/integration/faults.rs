@@ -1550,3 +1550,96 @@ async fn postgres_restarted_mid_load_gets_503_then_resumes_within_5_s() {
     }
     each_posted_once(&s, &slack, &acked).await;
 }
+
+#[tokio::test]
+async fn postgres_backends_killed_inside_transactions_answer_503_at_worst_and_lose_nothing() {
+    let _heavy = support::heavy().await;
+    let Some(pg) = support::postgres_db().await else {
+        return;
+    };
+    let db = pg.url.rsplit('/').next().unwrap().to_string();
+    assert!(db.starts_with("prpr_test_"), "{db}");
+    let slack = SlackDouble::start(SlackConfig::default()).await;
+    let s = Server::start(
+        Some(&slack),
+        Launch {
+            config: members(
+                6,
+                "[slack]\nper_channel_per_sec = 50.0\nburst = 50\nretry_initial_ms = 50\nretry_max_ms = 300\nmax_attempts = 1000\ntimeout_secs = 2",
+            ),
+            database_url: Some(pg.url.clone()),
+            ..Launch::default()
+        },
+    )
+    .await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let tasks = stream_deliveries(
+        Traffic {
+            base: s.base.clone(),
+            tasks: 4,
+            prefix: "xact",
+            reviewers: 6,
+            every_nth_is_request: 2,
+            pause: Duration::from_millis(2),
+        },
+        stop.clone(),
+        log.clone(),
+    );
+    // Only backends of this test's own database, and only while they are
+    // inside a transaction: the kill lands between BEGIN and COMMIT.
+    use sqlx::Connection;
+    let admin = std::env::var("PRPR_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+    let kill = format!(
+        "SELECT pg_terminate_backend(pid) AS killed FROM pg_stat_activity \
+         WHERE datname = '{db}' AND xact_start IS NOT NULL AND pid <> pg_backend_pid()"
+    );
+    let mut killed = 0;
+    let started = Instant::now();
+    while killed < 5 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "caught only {killed} backends inside a transaction"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(kill.clone()))
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        killed += rows.len();
+        tokio::task::yield_now().await;
+    }
+    // After the last kill, deliveries are stored again within 5 s.
+    let last_kill = Instant::now();
+    let recovered = support::eventually(Duration::from_secs(5), || {
+        log.lock()
+            .unwrap()
+            .iter()
+            .any(|r| r.started > last_kill && r.status == Some(202))
+    })
+    .await;
+    assert!(recovered, "no 202 within 5 s of the last kill");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let log = log.lock().unwrap().clone();
+    for r in &log {
+        assert!(
+            matches!(r.status, Some(202) | Some(503)),
+            "only 202 or 503: {r:?}"
+        );
+    }
+    let (acked, _) = split_acknowledged(&log);
+    let want: Vec<(String, u64)> = acked.iter().map(|r| target(&r.body)).collect();
+    // A "sent" mark killed with its backend is retried at once; only if every
+    // retry failed would the message wait for its lease (60 s): at least once.
+    assert!(wait_for_all(&slack, &want, Duration::from_secs(75)).await);
+    s.drained(Duration::from_secs(75)).await;
+    let counts = posted_counts(&slack);
+    for k in &want {
+        assert_eq!(counts.get(k), Some(&1), "{k:?} in {counts:?}");
+    }
+    assert!(counts.values().all(|&n| n == 1), "{counts:?}");
+}
