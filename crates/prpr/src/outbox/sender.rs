@@ -158,6 +158,7 @@ impl Sender {
         let mut last_prune = clock.instant();
         let mut last_pass = clock.instant() - MIN_PASS_INTERVAL;
         let mut pass_interval = MIN_PASS_INTERVAL;
+        let mut saturated = false;
         loop {
             if *shutdown.borrow() {
                 break;
@@ -168,16 +169,17 @@ impl Sender {
             // The interval grows with the cost of a pass (a long backlog makes
             // the heads query slower): passes then take at most ~10 % of a core.
             // Except when a pass had more ready messages than free send
-            // slots: the next pass then follows as soon as a send finishes
-            // (and MIN_PASS_INTERVAL has passed). Its cost is spread over the
-            // sends it starts, and pacing it like an idle pass capped a
-            // backlog's drain far below Slack's allowance.
+            // slots: the next pass then follows as soon as an eighth of the
+            // slots are free again (and MIN_PASS_INTERVAL has passed). Its
+            // cost is spread over the sends it starts, and pacing it like an
+            // idle pass capped a backlog's drain far below Slack's allowance.
             let since = clock.instant() - last_pass;
             if since < pass_interval {
                 tokio::time::sleep(pass_interval - since).await;
             }
             last_pass = clock.instant();
-            let pass = self.dispatch(&mut in_flight, &mut tasks).await;
+            let pass = self.dispatch(&mut in_flight, &mut tasks, saturated).await;
+            saturated = pass.saturated;
             let next_ready = pass.next_ready;
             pass_interval = if pass.saturated {
                 MIN_PASS_INTERVAL
@@ -226,9 +228,24 @@ impl Sender {
     /// another sender's lease, a channel's rate slot) becomes ready, so the
     /// loop can sleep until then, and whether ready messages were left for
     /// want of a free send slot.
-    async fn dispatch(&self, in_flight: &mut InFlight, tasks: &mut JoinSet<()>) -> Pass {
+    ///
+    /// After a saturated pass, a pass with fewer than an eighth of the slots
+    /// free returns at once: a pass reads the heads of the whole backlog,
+    /// and doing that for every finished send (a slow Slack, many channels)
+    /// would cost a core.
+    async fn dispatch(
+        &self,
+        in_flight: &mut InFlight,
+        tasks: &mut JoinSet<()>,
+        after_saturated: bool,
+    ) -> Pass {
         let slots = self.opts.concurrency.saturating_sub(tasks.len());
-        if slots == 0 {
+        let enough = if after_saturated {
+            (self.opts.concurrency / 8).max(1)
+        } else {
+            1
+        };
+        if slots < enough {
             return Pass {
                 next_ready: None,
                 saturated: true,
