@@ -26,8 +26,10 @@ pub async fn ingest(
     };
     // The comment's Markdown is scanned here, before the transaction: on
     // SQLite the transaction holds the only write lock.
-    let prepared = rules::Prepared::new(event);
+    rules::prepare(event);
     store
-        .record(&meta, now_ms, |recall| prepared.decide(&recall.pr, cfg))
+        .record(&meta, now_ms, |recall| {
+            rules::decide(event, &recall.pr, cfg)
+        })
         .await
 }

@@ -118,6 +118,21 @@ pub struct Comment {
     pub body: Option<String>,
     pub html_url: String,
     pub user: Account,
+    /// The body's mentions, scanned once (see [`Comment::mentions`]).
+    #[serde(skip)]
+    scanned: std::sync::OnceLock<Vec<mentions::Mention>>,
+}
+
+impl Comment {
+    /// The body's `@mentions`, scanned on first use and kept. Why kept: the
+    /// pipeline scans before the store's write transaction
+    /// ([`crate::rules::prepare`]), so the rules inside it only read the
+    /// result; on SQLite that transaction holds the only write lock, and a
+    /// long comment's Markdown scan held every other delivery up.
+    pub fn mentions(&self) -> &[mentions::Mention] {
+        self.scanned
+            .get_or_init(|| mentions::extract(self.body.as_deref().unwrap_or("")))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

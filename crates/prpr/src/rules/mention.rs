@@ -25,30 +25,22 @@ pub struct Target<'a> {
     pub commenter: &'a str,
 }
 
-/// The mentions in the comment `event` carries, if a mention rule will read
-/// them: scanned here, before the store's write transaction, so a long comment
-/// never holds the write lock (see [`super::Prepared`]).
-pub fn scan(event: &Event) -> Option<Vec<Mention>> {
-    let comment = match event {
+/// Scans the comment `event` carries, if a mention rule will read it, and
+/// keeps the result on the comment ([`crate::github::Comment::mentions`]):
+/// for [`super::prepare`], before the store's write transaction.
+pub fn scan(event: &Event) {
+    match event {
         Event::IssueComment(e) if e.action == "created" && e.issue.pull_request.is_some() => {
-            &e.comment
+            e.comment.mentions();
         }
-        Event::ReviewComment(e) if e.action == "created" => &e.comment,
-        _ => return None,
-    };
-    Some(extract(comment.body.as_deref().unwrap_or("")))
+        Event::ReviewComment(e) if e.action == "created" => {
+            e.comment.mentions();
+        }
+        _ => {}
+    }
 }
 
 pub fn on_issue_comment(e: &IssueCommentEvent, cfg: &NotifyConfig) -> Decision {
-    on_issue_comment_scanned(e, None, cfg)
-}
-
-/// [`on_issue_comment`] with the comment's mentions already found by [`scan`].
-pub fn on_issue_comment_scanned(
-    e: &IssueCommentEvent,
-    mentions: Option<&[Mention]>,
-    cfg: &NotifyConfig,
-) -> Decision {
     if e.action != "created" {
         return Decision::skip(format!("no rule for issue_comment.{}", e.action));
     }
@@ -70,22 +62,13 @@ pub fn on_issue_comment_scanned(
     decision(notify_scanned(
         &target,
         e.comment.body.as_deref().unwrap_or(""),
-        mentions,
+        Some(e.comment.mentions()),
         None,
         cfg,
     ))
 }
 
 pub fn on_review_comment(e: &ReviewCommentEvent, cfg: &NotifyConfig) -> Decision {
-    on_review_comment_scanned(e, None, cfg)
-}
-
-/// [`on_review_comment`] with the comment's mentions already found by [`scan`].
-pub fn on_review_comment_scanned(
-    e: &ReviewCommentEvent,
-    mentions: Option<&[Mention]>,
-    cfg: &NotifyConfig,
-) -> Decision {
     if e.action != "created" {
         return Decision::skip(format!(
             "no rule for pull_request_review_comment.{}",
@@ -104,7 +87,7 @@ pub fn on_review_comment_scanned(
     decision(notify_scanned(
         &target,
         e.comment.body.as_deref().unwrap_or(""),
-        mentions,
+        Some(e.comment.mentions()),
         None,
         cfg,
     ))
@@ -322,8 +305,8 @@ mod tests {
         );
     }
 
-    /// The pipeline decides with the scan done before the transaction; the
-    /// answer must be the one `decide` gives.
+    /// The pipeline scans before the transaction (`prepare`) and decides
+    /// inside it with the kept scan: the answer is the one `decide` gives alone.
     #[test]
     fn prepared_decides_as_decide_does() {
         let mut review = base("created", "bob");
@@ -338,7 +321,9 @@ mod tests {
         ];
         for e in &events {
             let want = decide(e, &PrState::default(), &cfg());
-            let got = super::super::Prepared::new(e).decide(&PrState::default(), &cfg());
+            let prepared = e.clone();
+            super::super::prepare(&prepared);
+            let got = decide(&prepared, &PrState::default(), &cfg());
             assert_eq!(got, want, "{e:?}");
         }
     }

@@ -66,41 +66,16 @@ pub fn decide(event: &Event, state: &PrState, cfg: &NotifyConfig) -> Decision {
     }
 }
 
-/// What the rules can work out from the event alone, before the store's
-/// write transaction: the comment's mentions.
+/// Does now the part of [`decide`]'s work that depends on the event alone:
+/// the comment's mention scan (linear in its size), kept on the event.
 ///
 /// Why: [`decide`] runs inside [`crate::store::Store::record`]'s transaction,
-/// which on SQLite holds the only write lock. Parsing a long comment's
+/// which on SQLite holds the only write lock. Scanning a long comment's
 /// Markdown there made every concurrent delivery wait behind it (past
 /// GitHub's 10 s timeout for a comment of 100,000 mentions), so the pipeline
-/// prepares first and decides inside the transaction with the scan done.
-pub struct Prepared<'e> {
-    event: &'e Event,
-    mentions: Option<Vec<mention::Mention>>,
-}
-
-impl<'e> Prepared<'e> {
-    /// Scans `event`'s comment, if a rule will read it (linear in its size).
-    pub fn new(event: &'e Event) -> Prepared<'e> {
-        Prepared {
-            event,
-            mentions: mention::scan(event),
-        }
-    }
-
-    /// Exactly [`decide`]'s answer, without scanning again.
-    pub fn decide(&self, state: &PrState, cfg: &NotifyConfig) -> Decision {
-        let mentions = self.mentions.as_deref();
-        match self.event {
-            Event::IssueComment(e) if !is_bot(&e.sender, cfg) => {
-                mention::on_issue_comment_scanned(e, mentions, cfg)
-            }
-            Event::ReviewComment(e) if !is_bot(&e.sender, cfg) => {
-                mention::on_review_comment_scanned(e, mentions, cfg)
-            }
-            _ => decide(self.event, state, cfg),
-        }
-    }
+/// prepares first and `decide` then only reads the result.
+pub fn prepare(event: &Event) {
+    mention::scan(event);
 }
 
 fn is_bot(sender: &Account, cfg: &NotifyConfig) -> bool {
