@@ -134,6 +134,12 @@ pub struct NotifyConfig {
     /// The file's top-level `[teams]`.
     #[serde(skip)]
     pub teams: Teams,
+    /// One thread per PR per channel (see [`crate::outbox::threads`]).
+    pub threads: bool,
+    /// Kinds whose thread replies are also shown in the channel.
+    pub broadcast: Vec<crate::notice::Kind>,
+    /// Reactions on thread roots for the PR's state.
+    pub reactions: bool,
 }
 
 impl Default for NotifyConfig {
@@ -148,6 +154,9 @@ impl Default for NotifyConfig {
             max_mentions_per_comment: 50,
             members: Members::default(),
             teams: Teams::default(),
+            threads: true,
+            broadcast: Vec::new(),
+            reactions: false,
         }
     }
 }
@@ -175,6 +184,9 @@ pub struct SlackConfig {
     pub retry_initial_ms: u64,
     /// Longest retry delay.
     pub retry_max_ms: u64,
+    /// The least time between two updates of one thread root.
+    #[serde(skip)]
+    pub update_interval: Duration,
 }
 
 impl Default for SlackConfig {
@@ -188,6 +200,7 @@ impl Default for SlackConfig {
             burst: 3,
             retry_initial_ms: 1_000,
             retry_max_ms: 300_000,
+            update_interval: Duration::from_secs(2),
         }
     }
 }

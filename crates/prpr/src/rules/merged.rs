@@ -16,14 +16,14 @@ pub fn on_closed(e: &PullRequestEvent, cfg: &NotifyConfig) -> Decision {
     let pr = &e.pull_request;
     let by = pr.merged_by.as_ref().unwrap_or(&e.sender);
     Decision {
-        notifications: vec![Notification {
-            channel: channel.clone(),
-            address: Address::Nobody,
-            notice: Notice::Merged {
+        notifications: vec![Notification::new(
+            channel.clone(),
+            Address::Nobody,
+            Notice::Merged {
                 pr: pr_facts(pr, &e.repository.full_name, &pr.html_url),
                 by: by.login.clone(),
             },
-        }],
+        )],
         ..Decision::default()
     }
 }

@@ -24,10 +24,10 @@ fn subject(repo: &str, number: u64) -> Subject {
 
 /// A notice told apart from the others by `tag` (its merger's name).
 fn note(channel: &str, tag: &str) -> Notification {
-    Notification {
-        channel: channel.into(),
-        address: Address::Nobody,
-        notice: Notice::Merged {
+    Notification::new(
+        channel,
+        Address::Nobody,
+        Notice::Merged {
             pr: Pr {
                 repo: "acme/app".into(),
                 number: 1,
@@ -38,7 +38,7 @@ fn note(channel: &str, tag: &str) -> Notification {
             },
             by: tag.into(),
         },
-    }
+    )
 }
 
 /// The tag of a queued [`note`]: the notice comes back as it was stored.
