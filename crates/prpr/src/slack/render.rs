@@ -570,6 +570,143 @@ mod tests {
         assert_eq!(rendered.len(), expected.len());
     }
 
+    fn a_card() -> Card {
+        use crate::notice::Reviewer;
+        let r = |name: &str, team: bool, state| Reviewer {
+            name: name.into(),
+            team,
+            state,
+        };
+        Card {
+            pr: pr(PR_URL),
+            status: PrStatus::Open,
+            reviewers: vec![
+                r("alice", false, ReviewState::Approved),
+                r("bob", false, ReviewState::ChangesRequested),
+                r("dave", false, ReviewState::Commented),
+                r("eve", false, ReviewState::Pending),
+                r("acme/backend", true, ReviewState::Pending),
+            ],
+            labels: vec!["backend".into()],
+            base: Some("main".into()),
+        }
+    }
+
+    /// The root card as people see it at the top of a PR's thread, pinned.
+    #[test]
+    fn the_card_shows_status_size_base_and_each_reviewer() {
+        let m = card(&a_card());
+        assert_eq!(
+            m.text,
+            "*acme/app#42 Add &lt;caching&gt; &amp; stuff*\n\
+             <https://github.com/acme/app/pull/42|acme/app#42> · :large_green_circle: *Open* · by @carol · +120 −7 · into `main`\n\
+             *Reviewers:* :white_check_mark: @alice (approved) · :repeat: @bob (changes requested) · \
+             :speech_balloon: @dave (commented) · :hourglass_flowing_sand: @eve (pending) · \
+             :hourglass_flowing_sand: team *acme/backend* (pending)"
+        );
+        // The header is plain text: Slack shows it as written, never as markup.
+        assert_eq!(m.blocks[0]["type"], "header");
+        assert_eq!(m.blocks[0]["text"]["type"], "plain_text");
+        assert_eq!(
+            m.blocks[0]["text"]["text"],
+            "acme/app#42 Add <caching> & stuff"
+        );
+        let mut merged = a_card();
+        merged.status = PrStatus::Merged;
+        assert!(
+            card(&merged)
+                .text
+                .contains(":large_purple_circle: *Merged*")
+        );
+    }
+
+    /// Slack refuses a section over 3,000 characters, a header over 150 and
+    /// a `text` over 40,000: a huge title or a long list of reviewers still
+    /// makes a message Slack takes, with the PR link intact.
+    #[test]
+    fn huge_user_strings_fit_slacks_limits_and_keep_the_link() {
+        let mut c = a_card();
+        c.pr.title = "<&>".repeat(400_000);
+        for i in 0..500 {
+            c.reviewers.push(crate::notice::Reviewer {
+                name: format!("reviewer-{i}-{}", "x".repeat(200)),
+                team: false,
+                state: ReviewState::Pending,
+            });
+        }
+        let m = card(&c);
+        let header = m.blocks[0]["text"]["text"].as_str().unwrap();
+        let section = m.blocks[1]["text"]["text"].as_str().unwrap();
+        assert!(header.chars().count() <= MAX_HEADER && header.ends_with('…'));
+        assert!(
+            section.chars().count() <= MAX_SECTION && section.ends_with('…'),
+            "{}",
+            section.chars().count()
+        );
+        assert!(m.text.chars().count() <= MAX_TEXT);
+        assert!(section.contains("<https://github.com/acme/app/pull/42|acme/app#42>"));
+
+        let mut long = pr(PR_URL);
+        long.title = "A".repeat(1_048_576);
+        for notice in [
+            Notice::Merged {
+                pr: long.clone(),
+                by: "b".repeat(10_000),
+            },
+            Notice::ReviewSubmitted {
+                pr: long.clone(),
+                reviewer: "r".into(),
+                verdict: Verdict::Approved,
+                excerpt: Some("q".repeat(100_000)),
+            },
+            Notice::Mentioned {
+                pr: long.clone(),
+                by: "m".into(),
+                whom: Whom::You,
+                excerpt: Some("<!channel> ".repeat(10_000)),
+            },
+        ] {
+            let m = render(&Address::Nobody, &notice);
+            assert!(
+                m.text.chars().count() <= MAX_SECTION,
+                "{}",
+                m.text.chars().count()
+            );
+            assert!(
+                m.text
+                    .contains("<https://github.com/acme/app/pull/42|acme/app#42>")
+            );
+            assert!(!m.text.contains("<!channel>"));
+        }
+    }
+
+    #[test]
+    fn fit_never_cuts_inside_a_link_or_an_escape() {
+        assert_eq!(fit("abc <https://x|y> d", 8), "abc …");
+        assert_eq!(fit("ab &amp; cd", 6), "ab …");
+        assert_eq!(fit("short", 10), "short");
+        assert_eq!(clip("abcdef", 4), "abc…");
+    }
+
+    #[test]
+    fn a_dm_links_to_the_channel_thread() {
+        let n = Notice::Merged {
+            pr: pr(PR_URL),
+            by: "alice".into(),
+        };
+        let m = render_in(
+            &Address::Nobody,
+            &n,
+            Some("https://acme.slack.com/archives/C1/p1700000000000100"),
+        );
+        assert!(
+            m.text
+                .ends_with("\n<https://acme.slack.com/archives/C1/p1700000000000100|Discussion in the channel thread>"),
+            "{}",
+            m.text
+        );
+    }
+
     #[test]
     fn blocks_carry_the_same_text_as_the_fallback() {
         let m = render(
