@@ -10,7 +10,8 @@
 //! *is* the file's (`[slack] burst` is `Config::slack.burst`) and whose
 //! `Default` is the documented default. [`file`] reads the file into them,
 //! [`env`] holds the one table of environment overrides, [`validate`] the
-//! checks of values, [`members`] who is who.
+//! checks of values, [`members`] who is who, [`routes`] the `[filters]` and
+//! `[[routes]]` tables.
 //!
 //! Loading never stops at the first problem: every problem is collected with its
 //! file and line (or the variable it came from), so `prpr config check` can
@@ -19,6 +20,7 @@
 mod env;
 mod file;
 pub mod members;
+mod routes;
 mod validate;
 
 use std::fmt;
@@ -27,8 +29,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::notice::Kind;
+
 pub use env::{Env, OVERRIDES, Override, ProcessEnv, help as env_help};
 pub use members::{Members, SlackUser, TeamTarget, Teams};
+pub use routes::{Filters, Glob, Route, RouteFilters, TitleTerm};
 use validate::Origins;
 
 /// A value that must never be printed: logs and errors see `***`.
@@ -128,18 +133,30 @@ pub struct NotifyConfig {
     pub excerpt_lines: usize,
     /// People (or teams) told about one comment at most; the rest are logged.
     pub max_mentions_per_comment: usize,
+    /// One living thread per PR and channel: a root card kept current with
+    /// `chat.update`, later notices as replies. `false`: every notice is a
+    /// new top-level message, as before.
+    pub threads: bool,
+    /// Kinds whose thread replies are also sent to the channel
+    /// (`reply_broadcast`); none by default, since channel noise is what
+    /// threads are for.
+    #[serde(deserialize_with = "kinds")]
+    pub broadcast: Vec<Kind>,
+    /// Reactions on the root card for the PR's state (approved, changes
+    /// requested, merged, closed); needs the `reactions:write` scope.
+    pub reactions: bool,
+    /// The file's top-level `[[routes]]`, in order: see [`routes`].
+    #[serde(skip)]
+    pub routes: Vec<Route>,
+    /// The file's top-level `[filters]`, applied before any route.
+    #[serde(skip)]
+    pub filters: Filters,
     /// The file's top-level `[members]` and the members file: see [`members`].
     #[serde(skip)]
     pub members: Members,
     /// The file's top-level `[teams]`.
     #[serde(skip)]
     pub teams: Teams,
-    /// One thread per PR per channel (see [`crate::outbox::threads`]).
-    pub threads: bool,
-    /// Kinds whose thread replies are also shown in the channel.
-    pub broadcast: Vec<crate::notice::Kind>,
-    /// Reactions on thread roots for the PR's state.
-    pub reactions: bool,
 }
 
 impl Default for NotifyConfig {
@@ -152,13 +169,29 @@ impl Default for NotifyConfig {
             bots: Vec::new(),
             excerpt_lines: 3,
             max_mentions_per_comment: 50,
-            members: Members::default(),
-            teams: Teams::default(),
             threads: true,
             broadcast: Vec::new(),
             reactions: false,
+            routes: Vec::new(),
+            filters: Filters::default(),
+            members: Members::default(),
+            teams: Teams::default(),
         }
     }
+}
+
+/// Notice kinds by name (`["merged", "review_submitted"]`); an unknown name
+/// is an error naming the nearest kind.
+fn kinds<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Kind>, D::Error> {
+    let names = Vec::<String>::deserialize(d)?;
+    let mut kinds = Vec::new();
+    for name in names {
+        let kind = routes::parse_kind(&name).map_err(serde::de::Error::custom)?;
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    Ok(kinds)
 }
 
 fn lowercased<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -184,8 +217,10 @@ pub struct SlackConfig {
     pub retry_initial_ms: u64,
     /// Longest retry delay.
     pub retry_max_ms: u64,
-    /// The least time between two updates of one thread root.
-    #[serde(skip)]
+    /// Coalescing window for `chat.update` of a thread's root card: at most
+    /// one update per root per window, with the latest state (Slack allows
+    /// about 50 updates a minute per workspace). `"2s"`, `"1m"` or seconds.
+    #[serde(deserialize_with = "duration")]
     pub update_interval: Duration,
 }
 
@@ -519,6 +554,63 @@ mod tests {
                 "{setting} is missing from example.toml"
             );
         }
+    }
+
+    #[test]
+    fn the_example_shows_threads_filters_and_routes() {
+        let dir = tempfile::tempdir().unwrap();
+        write(&dir, "MEMBERS.md", "");
+        let p = write(&dir, "prpr.toml", EXAMPLE);
+        let n = load(Some(&p), &[("X", "")]).config.notify;
+        assert!(n.threads);
+        assert_eq!(n.broadcast, vec![Kind::Merged]);
+        assert_eq!(n.filters.exclude_title.len(), 3);
+        assert!(n.filters.exclude_title[2].matches("[Draft] x"));
+        assert_eq!(n.routes.len(), 2);
+        assert_eq!(n.routes[0].channel, "C0BACKEND1");
+        assert_eq!(n.routes[1].kinds, vec![Kind::Opened, Kind::Merged]);
+    }
+
+    #[test]
+    fn threads_and_routes_settings_are_read_and_checked_with_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            &dir,
+            "c.toml",
+            "[slack]\nupdate_interval = \"5s\"\n[notify]\nthreads = false\nbroadcast = [\"merged\", \"review_submited\"]\nreactions = true\n[filter]\ndrafts = true\n[[routes]]\nchannel = \"C0X0000001\"\nkinds = [\"opend\"]\n",
+        );
+        let loaded = load(Some(&p), &[("X", "")]);
+        let src = p.display().to_string();
+        assert_eq!(
+            messages(&loaded),
+            vec![
+                format!(
+                    "{src}:5: error: notify.broadcast: unknown kind \"review_submited\"; did you mean \"review_submitted\"?"
+                ),
+                format!(
+                    "{src}:6: warning: notify.reactions has no effect while notify.threads = false (there is no root card to react on)"
+                ),
+                format!("{src}:7: error: unknown key `filter`; did you mean `filters`?"),
+                format!(
+                    "{src}:11: error: [[routes]] #1: kinds: unknown kind \"opend\"; did you mean \"opened\"?"
+                ),
+            ]
+        );
+        let c = loaded.config;
+        assert_eq!(c.slack.update_interval, Duration::from_secs(5));
+        assert!(!c.notify.threads);
+        assert!(
+            c.notify.broadcast.is_empty(),
+            "a bad list keeps its default"
+        );
+        assert!(c.notify.reactions);
+        assert!(c.notify.routes.is_empty());
+        // Defaults.
+        let c = load(None, &[("X", "")]).config;
+        assert!(c.notify.threads && !c.notify.reactions && c.notify.broadcast.is_empty());
+        assert_eq!(c.slack.update_interval, Duration::from_secs(2));
+        assert_eq!(c.notify.filters, Filters::default());
+        assert!(!c.notify.filters.drafts);
     }
 
     #[test]

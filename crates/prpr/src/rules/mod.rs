@@ -18,6 +18,7 @@ pub mod merged;
 pub mod recipients;
 pub mod review;
 pub mod review_request;
+pub mod route;
 
 use crate::config::NotifyConfig;
 use crate::github::{Account, Event, PullRequest};

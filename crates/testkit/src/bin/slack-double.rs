@@ -2,7 +2,8 @@
 //!
 //! Prints `listening http://127.0.0.1:PORT/api` on stdout once ready, serves
 //! the Slack Web API double plus `GET /_double/posted`,
-//! `GET /_double/attempts` and `POST /_double/reset`, and exits on SIGTERM or
+//! `GET /_double/attempts`, `GET /_double/updates`, `POST /_double/delete`
+//! and `POST /_double/reset`, and exits on SIGTERM or
 //! SIGINT.
 
 use std::io::Write as _;
@@ -12,7 +13,9 @@ use clap::Parser;
 use testkit::slack::{RateLimit, SlackConfig, SlackDouble};
 
 #[derive(Parser, Debug)]
-#[command(about = "Slack Web API double (chat.postMessage, auth.test, users.list)")]
+#[command(
+    about = "Slack Web API double (chat.postMessage, chat.update, reactions.add/remove, auth.test, users.list)"
+)]
 struct Args {
     /// Port on 127.0.0.1; 0 picks a free one.
     #[arg(long, default_value_t = 0)]
