@@ -373,17 +373,20 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let n: u64 = digits
         .parse()
         .map_err(|_| format!("{s:?} is not a duration (e.g. \"10m\", \"90s\", \"1h\")"))?;
-    let secs = match unit.trim() {
-        "" | "s" => n,
-        "m" => n.saturating_mul(60),
-        "h" => n.saturating_mul(3600),
+    let ms = match unit.trim() {
+        // Milliseconds: short coalescing windows (`[slack] update_interval`).
+        "ms" => n,
+        "" | "s" => n.saturating_mul(1000),
+        "m" => n.saturating_mul(60_000),
+        "h" => n.saturating_mul(3_600_000),
+        "d" => n.saturating_mul(86_400_000),
         _ => {
             return Err(format!(
-                "{s:?} is not a duration (e.g. \"10m\", \"90s\", \"1h\")"
+                "{s:?} is not a duration (e.g. \"10m\", \"90s\", \"1h\", \"500ms\")"
             ));
         }
     };
-    Ok(Duration::from_secs(secs))
+    Ok(Duration::from_millis(ms))
 }
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
