@@ -223,6 +223,11 @@ impl UnknownKey {
             .find(|s| section_fields(s).is_some_and(|f| f.contains(&self.key.as_str())))
         {
             msg.push_str(&format!("; `{}` belongs in [{home}]", self.key));
+        } else if routes::FILTER_KEYS.contains(&self.key.as_str()) {
+            msg.push_str(&format!(
+                "; `{}` belongs in [filters] (or a [[routes]] entry)",
+                self.key
+            ));
         } else {
             msg.push_str(&format!("; expected one of: {}", known.join(", ")));
         }

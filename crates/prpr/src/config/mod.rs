@@ -580,7 +580,7 @@ mod tests {
         let p = write(
             &dir,
             "c.toml",
-            "[slack]\nupdate_interval = \"5s\"\n[notify]\nthreads = false\nbroadcast = [\"merged\", \"review_submited\"]\nreactions = true\n[filter]\ndrafts = true\n[[routes]]\nchannel = \"C0X0000001\"\nkinds = [\"opend\"]\n",
+            "[slack]\nupdate_interval = \"5s\"\n[notify]\nthreads = false\nbroadcast = [\"merged\", \"review_submited\"]\nreactions = true\nexclude_labels = [\"x\"]\n[filter]\ndrafts = true\n[[routes]]\nchannel = \"C0X0000001\"\nkinds = [\"opend\"]\n",
         );
         let loaded = load(Some(&p), &[("X", "")]);
         let src = p.display().to_string();
@@ -593,9 +593,12 @@ mod tests {
                 format!(
                     "{src}:6: warning: notify.reactions has no effect while notify.threads = false (there is no root card to react on)"
                 ),
-                format!("{src}:7: error: unknown key `filter`; did you mean `filters`?"),
                 format!(
-                    "{src}:11: error: [[routes]] #1: kinds: unknown kind \"opend\"; did you mean \"opened\"?"
+                    "{src}:7: error: unknown key `exclude_labels` in [notify]; `exclude_labels` belongs in [filters] (or a [[routes]] entry)"
+                ),
+                format!("{src}:8: error: unknown key `filter`; did you mean `filters`?"),
+                format!(
+                    "{src}:12: error: [[routes]] #1: kinds: unknown kind \"opend\"; did you mean \"opened\"?"
                 ),
             ]
         );

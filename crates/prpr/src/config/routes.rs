@@ -547,6 +547,7 @@ impl Reader<'_, '_> {
             return Kind::PR_KINDS.to_vec();
         };
         let at = v.span().start;
+        let problems_before = self.problems.len();
         let mut out = Vec::new();
         for (name, at) in self.strings(table, "kinds") {
             match parse_kind(&name) {
@@ -555,7 +556,8 @@ impl Reader<'_, '_> {
                 Err(e) => self.error(at, format!("kinds: {e}")),
             }
         }
-        if out.is_empty() && !self.failed {
+        // Only when no entry was wrong: then the list was written empty.
+        if out.is_empty() && self.problems.len() == problems_before {
             self.error(
                 at,
                 "kinds is empty: the route would take nothing (leave it out for every kind)".into(),
@@ -1001,6 +1003,18 @@ channel = "C0X0000001"
         let (_, _, problems) =
             read("[filters]\ndrafts = true\n[[routes]]\nchannel = \"C0X0000001\"\ndrafts = true\n");
         assert!(problems.is_empty(), "{problems:?}");
+    }
+
+    #[test]
+    fn an_empty_kinds_list_is_reported_beside_other_problems() {
+        let (_, _, problems) = read("[[routes]]\nchannel = \"\"\nkinds = []\n");
+        assert_eq!(
+            problems,
+            [
+                "f.toml:2: error: [[routes]] #1: channel is empty (a Slack channel ID like \"C0123456789\" or #name)",
+                "f.toml:3: error: [[routes]] #1: kinds is empty: the route would take nothing (leave it out for every kind)",
+            ]
+        );
     }
 
     #[test]
