@@ -19,6 +19,7 @@ pub mod recipients;
 pub mod review;
 pub mod review_request;
 pub mod route;
+pub mod routing;
 
 use crate::config::NotifyConfig;
 use crate::github::{Account, Event, PullRequest};
@@ -32,8 +33,11 @@ pub fn decide(event: &Event, state: &PrState, cfg: &NotifyConfig) -> Decision {
     let card = card::next(event, state.card.as_ref());
     if card.is_some() && card != state.card {
         let mut next = d.state.take().unwrap_or_else(|| state.clone());
-        next.card = card;
+        next.card = card.clone();
         d.state = Some(next);
+    }
+    if let Some(card) = &card {
+        routing::apply(&mut d, event, state, card, cfg);
     }
     if cfg.threads {
         for n in &mut d.notifications {

@@ -84,7 +84,8 @@ fn comment(by: &str, body: &str) -> Value {
     })
 }
 
-const MEMBERS: &str = "[members]\nalice = \"U0ALICE001\"\nbob = \"U0BOB00001\"\ncarol = \"U0CAROL001\"\n";
+const MEMBERS: &str =
+    "[members]\nalice = \"U0ALICE001\"\nbob = \"U0BOB00001\"\ncarol = \"U0CAROL001\"\n";
 
 fn text(p: &Posted) -> &str {
     p.text.as_deref().unwrap_or("")
@@ -111,7 +112,10 @@ async fn the_life_of_a_pr_is_one_thread(database_url: Option<String>) {
         ("pull_request", requested("alice", &["alice"])),
         ("pull_request", requested("bob", &["alice", "bob"])),
         ("issue_comment", comment("alice", "@carol why a cache?")),
-        ("pull_request_review", review("bob", "changes_requested", &["alice"])),
+        (
+            "pull_request_review",
+            review("bob", "changes_requested", &["alice"]),
+        ),
         ("pull_request", requested("bob", &["alice", "bob"])),
         ("pull_request_review", review("bob", "approved", &["alice"])),
         ("pull_request_review", review("alice", "approved", &[])),
@@ -134,7 +138,11 @@ async fn the_life_of_a_pr_is_one_thread(database_url: Option<String>) {
         .filter(|p| p.thread_ts.as_deref() == Some(root.ts.as_str()))
         .map(text)
         .collect();
-    assert_eq!(replies.len(), posted.len() - 1, "all the rest in its thread");
+    assert_eq!(
+        replies.len(),
+        posted.len() - 1,
+        "all the rest in its thread"
+    );
     let expected = [
         "<@U0ALICE001> :eyes: @carol requested your review",
         "<@U0BOB00001> :eyes: @carol requested your review",
@@ -147,7 +155,10 @@ async fn the_life_of_a_pr_is_one_thread(database_url: Option<String>) {
     ];
     assert_eq!(replies.len(), expected.len(), "{replies:#?}");
     for (reply, start) in replies.iter().zip(expected) {
-        assert!(reply.starts_with(start), "{reply:?} should start with {start:?}");
+        assert!(
+            reply.starts_with(start),
+            "{reply:?} should start with {start:?}"
+        );
     }
     assert!(
         posted.iter().all(|p| !p.reply_broadcast),
@@ -176,7 +187,8 @@ async fn the_life_of_a_pr_is_one_thread(database_url: Option<String>) {
     .await;
     assert!(caught_up, "root: {}", final_root(&slack));
     let reactions_done = support::eventually(Duration::from_secs(20), || {
-        slack.reactions(CHANNEL, &root.ts) == vec!["tada".to_string(), "white_check_mark".to_string()]
+        slack.reactions(CHANNEL, &root.ts)
+            == vec!["tada".to_string(), "white_check_mark".to_string()]
     })
     .await;
     assert!(reactions_done, "{:?}", slack.reactions(CHANNEL, &root.ts));
@@ -230,7 +242,11 @@ async fn updates_are_coalesced_and_a_deleted_root_comes_back(store: Store) {
         reactions: true,
         ..NotifyConfig::default()
     };
-    for (login, id) in [("alice", "U0ALICE001"), ("bob", "U0BOB00001"), ("carol", "U0CAROL001")] {
+    for (login, id) in [
+        ("alice", "U0ALICE001"),
+        ("bob", "U0BOB00001"),
+        ("carol", "U0CAROL001"),
+    ] {
         cfg.members.insert(login, SlackUser::Id(id.into()));
     }
     let mut n = 0;
@@ -292,21 +308,33 @@ async fn updates_are_coalesced_and_a_deleted_root_comes_back(store: Store) {
     clock.advance(Duration::from_secs(2));
     updater.pass().await;
     assert_eq!(slack.updates().len(), 2);
-    assert_eq!(slack.reactions(CHANNEL, &root_ts), vec!["white_check_mark".to_string()]);
+    assert_eq!(
+        slack.reactions(CHANNEL, &root_ts),
+        vec!["white_check_mark".to_string()]
+    );
 
     // Someone deletes the root in Slack; the next change posts it again.
     slack.delete_message(CHANNEL, &root_ts);
     ingest(
         "pull_request",
-        pr_event("edited", "carol", |v| v["pull_request"]["title"] = json!("Cache avatars")),
+        pr_event("edited", "carol", |v| {
+            v["pull_request"]["title"] = json!("Cache avatars")
+        }),
     )
     .await;
     clock.advance(Duration::from_secs(2));
     updater.pass().await;
-    let thread = store.thread_root(CHANNEL, "acme/app", 7).await.unwrap().unwrap();
+    let thread = store
+        .thread_root(CHANNEL, "acme/app", 7)
+        .await
+        .unwrap()
+        .unwrap();
     let new_root = thread.root_ts.unwrap();
     assert_ne!(new_root, root_ts, "posted again");
-    assert_eq!(slack.reactions(CHANNEL, &new_root), vec!["white_check_mark".to_string()]);
+    assert_eq!(
+        slack.reactions(CHANNEL, &new_root),
+        vec!["white_check_mark".to_string()]
+    );
     // The next reply goes under the new root.
     ingest("pull_request", requested("bob", &["bob"])).await;
     wake.notify_one();
@@ -333,7 +361,8 @@ async fn updates_are_coalesced_and_a_deleted_root_comes_back_on_postgres() {
     let Some(db) = support::postgres_db().await else {
         return;
     };
-    updates_are_coalesced_and_a_deleted_root_comes_back(Store::connect(&db.url).await.unwrap()).await;
+    updates_are_coalesced_and_a_deleted_root_comes_back(Store::connect(&db.url).await.unwrap())
+        .await;
 }
 
 /// prpr restarted between a root and the next reply: the reply still goes
@@ -345,10 +374,20 @@ async fn a_restart_between_root_and_reply_keeps_the_thread() {
         "[notify]\nchannel = \"{CHANNEL}\"\ndelivery = \"channel\"\n[slack]\nper_channel_per_sec = 50.0\nburst = 50\n{MEMBERS}"
     );
     let s = Server::start(Some(&slack), Launch::with_config(config)).await;
-    assert_eq!(s.deliver("pull_request", "r-1", &requested("alice", &["alice"])).await.0, 202);
+    assert_eq!(
+        s.deliver("pull_request", "r-1", &requested("alice", &["alice"]))
+            .await
+            .0,
+        202
+    );
     s.drained(Duration::from_secs(10)).await;
     let s = s.restart().await;
-    assert_eq!(s.deliver("pull_request", "r-2", &requested("bob", &["alice", "bob"])).await.0, 202);
+    assert_eq!(
+        s.deliver("pull_request", "r-2", &requested("bob", &["alice", "bob"]))
+            .await
+            .0,
+        202
+    );
     s.drained(Duration::from_secs(10)).await;
     let posted = slack.posted();
     assert_eq!(posted.len(), 3, "{posted:#?}");
@@ -365,7 +404,8 @@ async fn threads_off_and_broadcast() {
         "[notify]\nchannel = \"{CHANNEL}\"\ndelivery = \"channel\"\nthreads = false\n[slack]\nper_channel_per_sec = 50.0\nburst = 50\n{MEMBERS}"
     );
     let s = Server::start(Some(&slack), Launch::with_config(config)).await;
-    s.deliver("pull_request", "o-1", &requested("alice", &["alice"])).await;
+    s.deliver("pull_request", "o-1", &requested("alice", &["alice"]))
+        .await;
     s.drained(Duration::from_secs(10)).await;
     let posted = slack.posted();
     assert_eq!(posted.len(), 1);
@@ -376,8 +416,14 @@ async fn threads_off_and_broadcast() {
         "[notify]\nchannel = \"{CHANNEL}\"\ndelivery = \"channel\"\nbroadcast = [\"review_submitted\"]\n[slack]\nper_channel_per_sec = 50.0\nburst = 50\n{MEMBERS}"
     );
     let s = Server::start(Some(&slack), Launch::with_config(config)).await;
-    s.deliver("pull_request", "b-1", &requested("alice", &["alice"])).await;
-    s.deliver("pull_request_review", "b-2", &review("alice", "approved", &[])).await;
+    s.deliver("pull_request", "b-1", &requested("alice", &["alice"]))
+        .await;
+    s.deliver(
+        "pull_request_review",
+        "b-2",
+        &review("alice", "approved", &[]),
+    )
+    .await;
     s.drained(Duration::from_secs(10)).await;
     let posted = slack.posted();
     assert_eq!(posted.len(), 3, "{posted:#?}");
