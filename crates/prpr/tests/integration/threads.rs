@@ -430,3 +430,79 @@ async fn threads_off_and_broadcast() {
     assert!(!posted[1].reply_broadcast, "a request is not broadcast");
     assert!(posted[2].reply_broadcast, "an approval is");
 }
+
+/// Two routes take a PR (by repository and by label), `stop` keeps a later
+/// one out, and each channel gets its own thread; the reviewer's DM links to
+/// the first thread.
+#[tokio::test]
+async fn routes_give_each_channel_its_own_thread_and_dms_link_to_it() {
+    let slack = SlackDouble::start(SlackConfig::default()).await;
+    let config = format!(
+        "[notify]\nchannel = \"{CHANNEL}\"\ndelivery = \"dm\"\n\
+         [[routes]]\nrepos = [\"acme/*\"]\nchannel = \"C0ACME0001\"\n\
+         [[routes]]\nlabels = [\"backend\"]\nchannel = \"C0BACKEND1\"\nstop = true\n\
+         [[routes]]\nchannel = \"C0NEVER001\"\n\
+         [slack]\nper_channel_per_sec = 50.0\nburst = 50\n{MEMBERS}"
+    );
+    let s = Server::start(Some(&slack), Launch::with_config(config)).await;
+    let mut first = requested("alice", &["alice"]);
+    first["pull_request"]["labels"] = json!([{"name": "backend"}]);
+    assert_eq!(s.deliver("pull_request", "rt-1", &first).await.0, 202);
+    s.drained(Duration::from_secs(10)).await;
+    let mut second = requested("bob", &["alice", "bob"]);
+    second["pull_request"]["labels"] = json!([{"name": "backend"}]);
+    assert_eq!(s.deliver("pull_request", "rt-2", &second).await.0, 202);
+    s.drained(Duration::from_secs(10)).await;
+
+    let posted = slack.posted();
+    for channel in ["C0ACME0001", "C0BACKEND1"] {
+        let roots = slack.top_level(channel);
+        assert_eq!(roots.len(), 1, "{channel}: {posted:#?}");
+        let replies = slack.thread(channel, &roots[0].ts);
+        let texts: Vec<&str> = replies.iter().map(text).collect();
+        assert_eq!(texts.len(), 2, "{channel}: {texts:#?}");
+        assert!(texts[0].starts_with("<@U0ALICE001> :eyes:"), "{texts:?}");
+        assert!(texts[1].starts_with("<@U0BOB00001> :eyes:"), "{texts:?}");
+    }
+    assert!(
+        posted
+            .iter()
+            .all(|p| p.channel != "C0NEVER001" && p.channel != CHANNEL),
+        "{posted:#?}"
+    );
+    // DMs are single messages; the second links to the thread that exists by then.
+    let dms: Vec<&Posted> = posted
+        .iter()
+        .filter(|p| p.channel.starts_with('U'))
+        .collect();
+    assert_eq!(dms.len(), 2);
+    assert!(dms.iter().all(|p| p.thread_ts.is_none()));
+    let root = &slack.top_level("C0ACME0001")[0];
+    let link = format!(
+        "https://test.slack.com/archives/C0ACME0001/p{}",
+        root.ts.replace('.', "")
+    );
+    assert!(text(dms[1]).contains(&link), "{}", text(dms[1]));
+
+    // What `prpr route explain` says about the same payload.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("event.json");
+    std::fs::write(&file, second.to_string()).unwrap();
+    let out = s.cli(&["route", "explain", file.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("#1 → C0ACME0001: matched"), "{stdout}");
+    assert!(
+        stdout.contains("#3 → C0NEVER001: skipped (an earlier route has stop = true)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("C0BACKEND1 [review_requested] thread reply: <@U0BOB00001>"),
+        "{stdout}"
+    );
+    assert_eq!(slack.posted().len(), posted.len(), "explain sends nothing");
+}
