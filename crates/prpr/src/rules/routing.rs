@@ -99,7 +99,7 @@ fn route_copies(d: &mut Decision, cfg: &NotifyConfig, facts: &PrFacts) {
         for m in &same {
             // A notice a route took does not also go to the default channel.
             let to_default = cfg.channel.as_deref() == Some(m.channel.as_str());
-            if m.channel != NOWHERE && !(to_default && !taken.is_empty()) {
+            if m.channel != NOWHERE && (taken.is_empty() || !to_default) {
                 out.push((*m).clone());
             }
         }
