@@ -40,6 +40,8 @@ pub fn sender_options(cfg: &Config) -> SenderOptions {
         max_attempts: cfg.slack.max_attempts,
         retry_initial: Duration::from_millis(cfg.slack.retry_initial_ms),
         retry_max: Duration::from_millis(cfg.slack.retry_max_ms),
+        update_interval: cfg.slack.update_interval,
+        reactions: cfg.notify.reactions,
         ..SenderOptions::default()
     }
 }
@@ -201,7 +203,14 @@ pub async fn run(
         wake.clone(),
         clock.clone(),
     );
-    let sender_task = tokio::spawn(sender.run(stop_rx));
+    let sender_task = tokio::spawn(sender.run(stop_rx.clone()));
+    let updater = crate::outbox::threads::ThreadUpdater::new(
+        store.clone(),
+        publisher.clone(),
+        sender_options(&cfg),
+        clock.clone(),
+    );
+    let updater_task = tokio::spawn(updater.run(stop_rx));
 
     let intake = Arc::new(Intake {
         store: store.clone(),
@@ -243,6 +252,7 @@ pub async fn run(
         Err(_) => tracing::warn!("in-flight requests did not finish in time"),
     }
     let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout_at(budget_end, updater_task).await;
     match tokio::time::timeout_at(budget_end, sender_task).await {
         Ok(_) => tracing::info!("shutdown complete"),
         Err(_) => tracing::warn!(

@@ -7,7 +7,9 @@
 //! `tokio::time::pause()` and move time with `advance()`, instead of waiting
 //! real seconds and hoping a race goes their way.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 
@@ -19,6 +21,15 @@ pub enum Clock {
     /// Wall time that follows tokio's clock from a fixed start: with
     /// `tokio::time::pause()`, `advance(d)` moves both by `d`.
     Tokio { epoch_ms: i64, origin: Instant },
+    /// Time that moves only when a test says so ([`Clock::advance`]), while
+    /// tokio's own timers run for real: for tests that need exact control of
+    /// due times around real I/O (a database, HTTP), which a paused tokio
+    /// clock cannot give (it jumps ahead while a query is merely running).
+    Manual {
+        now_ms: Arc<AtomicI64>,
+        start_ms: i64,
+        origin: Instant,
+    },
 }
 
 impl Clock {
@@ -34,9 +45,26 @@ impl Clock {
         }
     }
 
+    /// A [`Clock::Manual`] reading `epoch_ms` until advanced.
+    pub fn manual(epoch_ms: i64) -> Clock {
+        Clock::Manual {
+            now_ms: Arc::new(AtomicI64::new(epoch_ms)),
+            start_ms: epoch_ms,
+            origin: Instant::now(),
+        }
+    }
+
+    /// Moves a manual clock forward (other clocks ignore it).
+    pub fn advance(&self, by: Duration) {
+        if let Clock::Manual { now_ms, .. } = self {
+            now_ms.fetch_add(by.as_millis() as i64, Ordering::SeqCst);
+        }
+    }
+
     /// Milliseconds since the Unix epoch.
     pub fn now_ms(&self) -> i64 {
         match self {
+            Clock::Manual { now_ms, .. } => now_ms.load(Ordering::SeqCst),
             Clock::System => SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_millis() as i64)
@@ -50,9 +78,20 @@ impl Clock {
         }
     }
 
-    /// A monotonic instant on tokio's clock (paused in tests).
+    /// A monotonic instant on tokio's clock (paused in tests); a manual
+    /// clock's instants move with it.
     pub fn instant(&self) -> Instant {
-        Instant::now()
+        match self {
+            Clock::Manual {
+                now_ms,
+                start_ms,
+                origin,
+            } => {
+                let moved = (now_ms.load(Ordering::SeqCst) - start_ms).max(0);
+                *origin + Duration::from_millis(moved as u64)
+            }
+            _ => Instant::now(),
+        }
     }
 }
 

@@ -30,6 +30,92 @@ pub struct PrState {
     /// is a *re-request*.
     #[serde(default)]
     pub reviewed: BTreeSet<String>,
+    /// The PR as its thread's root card shows it, kept current by every
+    /// event about the PR (see [`crate::rules::card`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card: Option<Card>,
+    /// Channels that have been shown the PR's card by an `opened` route,
+    /// so a label change or a re-open does not post it twice.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub carded: BTreeSet<String>,
+}
+
+/// Where a pull request stands, as its card shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PrStatus {
+    #[default]
+    Open,
+    Draft,
+    Merged,
+    Closed,
+}
+
+/// A reviewer's standing on the card: the latest verdict wins, except that a
+/// plain comment does not undo an approval or a change request (GitHub's
+/// own rule for a PR's review decision).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewState {
+    Pending,
+    Approved,
+    ChangesRequested,
+    Commented,
+}
+
+/// One reviewer (a GitHub login, or a team as `org/slug`) on the card.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reviewer {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub team: bool,
+    pub state: ReviewState,
+}
+
+/// A thread's root message, as data: the PR, where it stands, and who
+/// reviews it. Rendered by [`crate::slack::render::card`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Card {
+    /// `link` is the PR itself.
+    pub pr: Pr,
+    pub status: PrStatus,
+    /// In the order they were first requested or reviewed.
+    #[serde(default)]
+    pub reviewers: Vec<Reviewer>,
+    /// What routes and filters look at, remembered because not every event
+    /// carries them (an issue comment has no base branch).
+    #[serde(default)]
+    pub labels: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
+}
+
+impl Card {
+    /// The reactions the root carries for this state (`[notify] reactions`).
+    pub fn reactions(&self) -> BTreeSet<&'static str> {
+        let mut r = BTreeSet::new();
+        for rv in &self.reviewers {
+            match rv.state {
+                ReviewState::Approved => {
+                    r.insert("white_check_mark");
+                }
+                ReviewState::ChangesRequested => {
+                    r.insert("repeat");
+                }
+                _ => {}
+            }
+        }
+        match self.status {
+            PrStatus::Merged => {
+                r.insert("tada");
+            }
+            PrStatus::Closed => {
+                r.insert("x");
+            }
+            _ => {}
+        }
+        r
+    }
 }
 
 /// What a notification is about (kept with it in the outbox, and in logs).
@@ -177,6 +263,9 @@ pub enum Notice {
     },
     /// `by` merged the PR.
     Merged { pr: Pr, by: String },
+    /// The PR's card, for a channel that wants every PR (an `opened` route).
+    /// In a thread it is the root itself; without threads, a message.
+    Opened { card: Card },
     /// An ECS deployment failed (the circuit breaker tripped).
     DeployFailed {
         service: EcsService,
@@ -239,12 +328,53 @@ impl Notice {
             Notice::ReviewSubmitted { .. } => Kind::ReviewSubmitted,
             Notice::Mentioned { .. } => Kind::Mention,
             Notice::Merged { .. } => Kind::Merged,
+            Notice::Opened { .. } => Kind::Opened,
             Notice::DeployFailed { .. }
             | Notice::RestartLoop { .. }
             | Notice::ServiceAction { .. }
             | Notice::Deployed { .. } => Kind::Ops,
         }
     }
+
+    /// The pull request the notice is about, if any: `(repo, number)`.
+    pub fn pr(&self) -> Option<(&str, u64)> {
+        match self {
+            Notice::ReviewRequested { pr, .. }
+            | Notice::ReviewSubmitted { pr, .. }
+            | Notice::Mentioned { pr, .. }
+            | Notice::Merged { pr, .. }
+            | Notice::Opened {
+                card: Card { pr, .. },
+            } => Some((pr.repo.as_str(), pr.number)),
+            _ => None,
+        }
+    }
+}
+
+/// Where in a conversation a notification goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Place {
+    /// A message of its own (a DM, or a channel without threads).
+    #[default]
+    Message,
+    /// A reply in the PR's thread in that channel, whose root card is
+    /// posted first if the channel has none yet; `broadcast` also shows it
+    /// in the channel.
+    Reply { broadcast: bool },
+    /// Only the PR's root card (posted if missing; nothing else).
+    Root,
+}
+
+impl Place {
+    pub fn is_message(&self) -> bool {
+        matches!(self, Place::Message)
+    }
+}
+
+/// Is this conversation ID a person (a DM from the bot) rather than a channel?
+pub fn is_dm(conversation: &str) -> bool {
+    conversation.starts_with('U') || conversation.starts_with('W')
 }
 
 /// One notice to one Slack conversation (a user ID means a DM).
@@ -253,9 +383,21 @@ pub struct Notification {
     pub channel: String,
     pub address: Address,
     pub notice: Notice,
+    #[serde(default, skip_serializing_if = "Place::is_message")]
+    pub place: Place,
 }
 
 impl Notification {
+    /// A message of its own in `channel` (rules place it in a thread later).
+    pub fn new(channel: impl Into<String>, address: Address, notice: Notice) -> Notification {
+        Notification {
+            channel: channel.into(),
+            address,
+            notice,
+            place: Place::Message,
+        }
+    }
+
     pub fn kind(&self) -> Kind {
         self.notice.kind()
     }
@@ -347,6 +489,7 @@ mod tests {
                 whom: Whom::You,
                 again: false,
             },
+            place: Place::Reply { broadcast: true },
         };
         let json = serde_json::to_value(&n).expect("serialises");
         assert_eq!(json["notice"]["notice"], "review_requested");

@@ -1,13 +1,52 @@
-//! A double of the Slack Web API: `chat.postMessage`, `auth.test`,
-//! `users.list`, with Slack's auth errors, per-channel rate limiting (HTTP 429
-//! with `Retry-After`), and injectable faults (5xx, hangs, forced 429s, API
-//! errors).
+//! A double of the Slack Web API: `chat.postMessage` (with threads),
+//! `chat.update`, `reactions.add`, `reactions.remove`, `auth.test`,
+//! `users.list`, with Slack's auth errors, rate limiting (HTTP 429 with
+//! `Retry-After`), and injectable faults (5xx, hangs, forced 429s, API
+//! errors) per method.
 //!
 //! Methods are served at `{api_url}/{method}`, as on `https://slack.com/api`.
-//! Besides the API it serves `GET /_double/posted`, `GET /_double/attempts`
-//! and `POST /_double/reset` (used by the `slack-double` binary).
+//! Besides the API it serves `GET /_double/posted`, `GET /_double/attempts`,
+//! `GET /_double/updates`, `POST /_double/delete` and `POST /_double/reset`
+//! (used by the `slack-double` binary).
+//!
+//! # Messages, threads, edits, reactions
+//!
+//! - `chat.postMessage` with `thread_ts` posts a reply: `thread_ts` must be
+//!   the `ts` of a live (not deleted) top-level message in the same channel,
+//!   else `thread_not_found`, as Slack answers. `reply_broadcast` ("also send
+//!   to channel") is recorded in [`Posted::reply_broadcast`].
+//! - `chat.update` (`channel`, `ts`, `text`, `blocks`) edits a message in
+//!   place: [`SlackDouble::posted`] always shows the current text and blocks
+//!   (with [`Posted::edited`] counting edits) and
+//!   [`SlackDouble::updates`] keeps the history of accepted edits. As on
+//!   Slack, omitting `blocks` keeps the previous blocks and `blocks: []`
+//!   removes them; omitting `text` keeps the previous text. Unknown or
+//!   deleted messages answer `message_not_found`. Slack's `chat.update` is
+//!   Tier 3 (about 50 per minute per workspace): set
+//!   [`SlackConfig::update_rate_limit`] to enforce a workspace-wide bucket.
+//! - `reactions.add` / `reactions.remove` (`channel`, `timestamp`, `name`)
+//!   keep a set of reaction names per message ([`SlackDouble::reactions`]);
+//!   errors `message_not_found`, `already_reacted`, `no_reaction`,
+//!   `invalid_name`.
+//! - [`SlackDouble::delete_message`] deletes a message as a person would in
+//!   Slack's UI (prpr is not told). Afterwards `chat.update` and reactions on
+//!   it answer `message_not_found` and replies to it `thread_not_found`. The
+//!   message stays in [`SlackDouble::posted`] with [`Posted::deleted`] set, so
+//!   tests can still count what was sent.
+//!
+//! A message posted to a user ID (`U…`, a DM) is answered with a `D…` channel
+//! ID; later calls may name either.
+//!
+//! # Faults
+//!
+//! [`SlackDouble::set_fault`] and [`SlackDouble::fail_next`] apply to
+//! `chat.postMessage` (as they always did);
+//! [`SlackDouble::set_method_fault`] and [`SlackDouble::fail_next_method`]
+//! take the method name (`"chat.update"`, `"reactions.add"`, …). A fault
+//! answers before authentication and validation, as a failing load balancer
+//! or Slack outage would.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -44,6 +83,10 @@ pub struct SlackConfig {
     pub known_channels: Option<Vec<String>>,
     /// Per-channel token bucket for `chat.postMessage`; `None` = unlimited.
     pub rate_limit: Option<RateLimit>,
+    /// One token bucket for the whole workspace for `chat.update` (Slack's
+    /// Tier 3: about 50 per minute, i.e. `per_second: 50.0 / 60.0`);
+    /// `None` = unlimited.
+    pub update_rate_limit: Option<RateLimit>,
     /// Workspace members returned by `users.list`, in this order.
     pub users: Vec<SlackUser>,
 }
@@ -54,6 +97,7 @@ impl Default for SlackConfig {
             token: DEFAULT_TOKEN.to_owned(),
             known_channels: None,
             rate_limit: None,
+            update_rate_limit: None,
             users: Vec::new(),
         }
     }
@@ -86,7 +130,8 @@ pub struct SlackUser {
     pub deleted: bool,
 }
 
-/// A failure injected into `chat.postMessage` (other methods are unaffected).
+/// A failure injected into one API method (see [`SlackDouble::set_fault`] and
+/// [`SlackDouble::set_method_fault`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fault {
     /// Behave normally.
@@ -105,19 +150,43 @@ pub enum Fault {
     Error(String),
 }
 
-/// A message the double accepted.
+/// A message the double accepted, as it is now (after any `chat.update`).
 #[derive(Clone, Debug, Serialize)]
 pub struct Posted {
     /// The `channel` argument as sent (a `U…` ID for a DM; the response
     /// carries the `D…` channel ID instead).
     pub channel: String,
+    /// Current text (the latest `chat.update`'s, if any).
     pub text: Option<String>,
+    /// Current blocks (the latest `chat.update`'s, if any).
     pub blocks: Option<Value>,
     pub unfurl_links: Option<bool>,
     pub unfurl_media: Option<bool>,
+    /// `Some(root ts)` for a reply in a thread.
     pub thread_ts: Option<String>,
+    /// `reply_broadcast` as sent ("also send to channel"); `false` when
+    /// absent.
+    pub reply_broadcast: bool,
     /// The `ts` returned to the client.
     pub ts: String,
+    /// How many `chat.update` calls changed this message.
+    pub edited: u32,
+    /// Deleted with [`SlackDouble::delete_message`].
+    pub deleted: bool,
+    /// When the post arrived (not changed by edits).
+    #[serde(skip)]
+    pub at: Instant,
+}
+
+/// One accepted `chat.update`, with the text and blocks the message had
+/// after it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Update {
+    /// The `channel` argument as sent.
+    pub channel: String,
+    pub ts: String,
+    pub text: Option<String>,
+    pub blocks: Option<Value>,
     #[serde(skip)]
     pub at: Instant,
 }
@@ -160,12 +229,46 @@ struct Shared {
 #[derive(Default)]
 struct SlackState {
     posted: Vec<Posted>,
+    /// `ts` → index in `posted` (a `ts` is unique across channels here).
+    by_ts: HashMap<String, usize>,
+    updates: Vec<Update>,
+    /// Reaction names per message index in `posted`.
+    reactions: HashMap<usize, BTreeSet<String>>,
     attempts: Vec<Attempt>,
-    standing: Option<Fault>,
-    next: VecDeque<Fault>,
+    /// Injected faults by method name.
+    faults: HashMap<String, MethodFaults>,
     buckets: HashMap<String, Bucket>,
+    /// The workspace-wide `chat.update` bucket.
+    update_bucket: HashMap<String, Bucket>,
     last_ts_micros: u64,
     request_seq: u64,
+}
+
+#[derive(Default)]
+struct MethodFaults {
+    standing: Option<Fault>,
+    next: VecDeque<Fault>,
+}
+
+impl SlackState {
+    /// Index of the message `ts` in `channel` (either the channel as posted
+    /// or, for a DM, its `D…` ID), deleted or not.
+    fn find(&self, channel: &str, ts: &str) -> Option<usize> {
+        let &i = self.by_ts.get(ts)?;
+        let p = self.posted.get(i)?;
+        (p.channel == channel || dm_channel_id(&p.channel) == channel).then_some(i)
+    }
+
+    /// Like [`find`](Self::find), but only a message that is not deleted.
+    fn find_live(&self, channel: &str, ts: &str) -> Option<usize> {
+        self.find(channel, ts).filter(|&i| !self.posted[i].deleted)
+    }
+
+    /// The fault for the next call of `method`, if any.
+    fn take_fault(&mut self, method: &str) -> Option<Fault> {
+        let f = self.faults.get_mut(method)?;
+        f.next.pop_front().or_else(|| f.standing.clone())
+    }
 }
 
 struct Bucket {
@@ -231,6 +334,66 @@ impl SlackDouble {
         lock(&self.inner.shared.state).attempts.clone()
     }
 
+    /// Accepted `chat.update` calls, in arrival order.
+    #[must_use]
+    pub fn updates(&self) -> Vec<Update> {
+        lock(&self.inner.shared.state).updates.clone()
+    }
+
+    /// Top-level messages of `channel` that are not deleted, in order (the
+    /// channel as posted, or a DM's `D…` ID). Replies sent with
+    /// `reply_broadcast` are not included: they belong to their thread.
+    #[must_use]
+    pub fn top_level(&self, channel: &str) -> Vec<Posted> {
+        let state = lock(&self.inner.shared.state);
+        state
+            .posted
+            .iter()
+            .filter(|p| {
+                p.thread_ts.is_none()
+                    && !p.deleted
+                    && (p.channel == channel || dm_channel_id(&p.channel) == channel)
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Replies in the thread of `root_ts` in `channel`, in order (also when
+    /// the root was deleted, as Slack keeps the replies).
+    #[must_use]
+    pub fn thread(&self, channel: &str, root_ts: &str) -> Vec<Posted> {
+        let state = lock(&self.inner.shared.state);
+        state
+            .posted
+            .iter()
+            .filter(|p| {
+                p.thread_ts.as_deref() == Some(root_ts)
+                    && !p.deleted
+                    && (p.channel == channel || dm_channel_id(&p.channel) == channel)
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Reaction names on message `ts` in `channel`, sorted (empty for an
+    /// unknown message).
+    #[must_use]
+    pub fn reactions(&self, channel: &str, ts: &str) -> Vec<String> {
+        let state = lock(&self.inner.shared.state);
+        state
+            .find(channel, ts)
+            .and_then(|i| state.reactions.get(&i))
+            .map(|set| set.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Deletes message `ts` in `channel` as a person would in Slack (prpr is
+    /// not told). Returns `false` when there is no such message, or it was
+    /// already deleted.
+    pub fn delete_message(&self, channel: &str, ts: &str) -> bool {
+        delete_message(&self.inner.shared, channel, ts)
+    }
+
     /// Waits until at least `n` messages were accepted, or `timeout`; returns
     /// [`posted`](Self::posted) either way.
     pub async fn wait_for_posted(&self, n: usize, timeout: Duration) -> Vec<Posted> {
@@ -242,21 +405,40 @@ impl SlackDouble {
     /// Standing fault for `chat.postMessage` from now on ([`Fault::None`] to
     /// heal).
     pub fn set_fault(&self, fault: Fault) {
-        lock(&self.inner.shared.state).standing = match fault {
-            Fault::None => None,
-            f => Some(f),
-        };
+        self.set_method_fault(POST_MESSAGE, fault);
     }
 
     /// The next `n` `chat.postMessage` calls get `fault`, then the standing
     /// mode applies again. Calls add up: `fail_next(1, A); fail_next(1, B)`
     /// fails the next call with A and the one after with B.
     pub fn fail_next(&self, n: usize, fault: Fault) {
-        let mut state = lock(&self.inner.shared.state);
-        state.next.extend(std::iter::repeat_n(fault, n));
+        self.fail_next_method(POST_MESSAGE, n, fault);
     }
 
-    /// Forgets posted messages, attempts, rate-limit buckets and faults.
+    /// Standing fault for calls of `method` (e.g. `"chat.update"`) from now
+    /// on ([`Fault::None`] to heal). Other methods are unaffected.
+    pub fn set_method_fault(&self, method: &str, fault: Fault) {
+        let mut state = lock(&self.inner.shared.state);
+        state.faults.entry(method.to_owned()).or_default().standing = match fault {
+            Fault::None => None,
+            f => Some(f),
+        };
+    }
+
+    /// The next `n` calls of `method` get `fault`, then its standing mode
+    /// applies again; calls add up as with [`fail_next`](Self::fail_next).
+    pub fn fail_next_method(&self, method: &str, n: usize, fault: Fault) {
+        let mut state = lock(&self.inner.shared.state);
+        state
+            .faults
+            .entry(method.to_owned())
+            .or_default()
+            .next
+            .extend(std::iter::repeat_n(fault, n));
+    }
+
+    /// Forgets posted messages, updates, reactions, attempts, rate-limit
+    /// buckets and faults.
     pub fn reset(&self) {
         reset(&self.inner.shared);
     }
@@ -284,12 +466,26 @@ impl SlackDouble {
 fn reset(shared: &Shared) {
     let mut state = lock(&shared.state);
     state.posted.clear();
+    state.by_ts.clear();
+    state.updates.clear();
+    state.reactions.clear();
     state.attempts.clear();
     state.buckets.clear();
-    state.standing = None;
-    state.next.clear();
+    state.update_bucket.clear();
+    state.faults.clear();
     drop(state);
     shared.posted_count.send_replace(0);
+}
+
+fn delete_message(shared: &Shared, channel: &str, ts: &str) -> bool {
+    let mut state = lock(&shared.state);
+    match state.find_live(channel, ts) {
+        Some(i) => {
+            state.posted[i].deleted = true;
+            true
+        }
+        None => false,
+    }
 }
 
 fn router(shared: Arc<Shared>) -> Router {
@@ -298,6 +494,8 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/_double/posted", get(double_posted))
         .route("/_double/count", get(double_count))
         .route("/_double/attempts", get(double_attempts))
+        .route("/_double/updates", get(double_updates))
+        .route("/_double/delete", post(double_delete))
         .route("/_double/reset", post(double_reset))
         .with_state(shared)
 }
@@ -347,6 +545,46 @@ async fn double_attempts(State(shared): State<Arc<Shared>>) -> Response {
         })
         .collect();
     axum::Json(out).into_response()
+}
+
+async fn double_updates(State(shared): State<Arc<Shared>>) -> Response {
+    let state = lock(&shared.state);
+    let out: Vec<Value> = state
+        .updates
+        .iter()
+        .map(|u| {
+            json!({
+                "channel": u.channel,
+                "ts": u.ts,
+                "text": u.text,
+                "blocks": u.blocks,
+                "received_ms": u.at.saturating_duration_since(shared.started).as_secs_f64() * 1000.0,
+            })
+        })
+        .collect();
+    axum::Json(out).into_response()
+}
+
+/// `POST /_double/delete` with `channel` and `ts` (JSON or form): deletes
+/// the message as a person would; `{"ok":false,"error":"message_not_found"}`
+/// when there is no such live message.
+async fn double_delete(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    let Ok(args) = parse_args(&headers, query.as_deref(), &body) else {
+        return axum::Json(json!({"ok": false, "error": "invalid_arguments"})).into_response();
+    };
+    let (Some(channel), Some(ts)) = (args.str("channel"), args.str("ts")) else {
+        return axum::Json(json!({"ok": false, "error": "invalid_arguments"})).into_response();
+    };
+    if delete_message(&shared, &channel, &ts) {
+        axum::Json(json!({"ok": true})).into_response()
+    } else {
+        axum::Json(json!({"ok": false, "error": "message_not_found"})).into_response()
+    }
 }
 
 async fn double_reset(State(shared): State<Arc<Shared>>) -> Response {
@@ -518,6 +756,11 @@ impl Shared {
     }
 }
 
+const POST_MESSAGE: &str = "chat.postMessage";
+const UPDATE: &str = "chat.update";
+const REACTIONS_ADD: &str = "reactions.add";
+const REACTIONS_REMOVE: &str = "reactions.remove";
+
 async fn api(
     State(shared): State<Arc<Shared>>,
     Path(method): Path<String>,
@@ -535,8 +778,20 @@ async fn api(
         Ok(a) => a,
         Err(e) => return shared.fail(&method, None, e, at, req_id),
     };
+    let known = matches!(
+        method.as_str(),
+        POST_MESSAGE | UPDATE | REACTIONS_ADD | REACTIONS_REMOVE | "auth.test" | "users.list"
+    );
+    if known {
+        let channel = args.str("channel").filter(|c| !c.is_empty());
+        if let Some(resp) = injected_fault(&shared, &method, channel, at, req_id).await {
+            return resp;
+        }
+    }
     match method.as_str() {
-        "chat.postMessage" => post_message(&shared, &headers, &args, at, req_id).await,
+        POST_MESSAGE => post_message(&shared, &headers, &args, at, req_id),
+        UPDATE => update_message(&shared, &headers, &args, at, req_id),
+        REACTIONS_ADD | REACTIONS_REMOVE => react(&shared, &method, &headers, &args, at, req_id),
         "auth.test" => match check_auth(&shared.config, &headers, &args) {
             Auth::NotAuthed => shared.fail(&method, None, "not_authed", at, req_id),
             Auth::Invalid => shared.fail(&method, None, "invalid_auth", at, req_id),
@@ -570,45 +825,92 @@ async fn api(
     }
 }
 
-async fn post_message(
+/// Applies the injected fault for `method`, if one is due: `Some(answer)`,
+/// or `None` to go on normally.
+async fn injected_fault(
+    shared: &Shared,
+    method: &str,
+    channel: Option<String>,
+    at: Instant,
+    req_id: u64,
+) -> Option<Response> {
+    let fault = lock(&shared.state).take_fault(method);
+    match fault {
+        None | Some(Fault::None) => None,
+        Some(Fault::Status(code)) => {
+            shared.record(method, channel, code, None, at);
+            Some(plain_status(code))
+        }
+        Some(Fault::Hang) => {
+            // Registered before the attempt is visible, so a `stop` that
+            // follows a test's observation of this attempt always wakes it.
+            let released = shared.stopped.notified();
+            shared.record(method, channel, 0, Some("hang"), at);
+            released.await;
+            Some(plain_status(503))
+        }
+        Some(Fault::RateLimited { retry_after_secs }) => {
+            shared.record(method, channel, 429, Some("ratelimited"), at);
+            Some(rate_limited(retry_after_secs, req_id))
+        }
+        Some(Fault::Error(e)) => Some(shared.fail(method, channel, &e, at, req_id)),
+    }
+}
+
+/// `Some(answer)` unless the call carries the expected token.
+fn authorize(
+    shared: &Shared,
+    method: &str,
+    headers: &HeaderMap,
+    args: &Args,
+    channel: Option<&String>,
+    at: Instant,
+    req_id: u64,
+) -> Option<Response> {
+    match check_auth(&shared.config, headers, args) {
+        Auth::Ok => None,
+        Auth::NotAuthed => Some(shared.fail(method, channel.cloned(), "not_authed", at, req_id)),
+        Auth::Invalid => Some(shared.fail(method, channel.cloned(), "invalid_auth", at, req_id)),
+    }
+}
+
+/// The `blocks` argument: `Ok(None)` when absent (or null / empty string),
+/// `Ok(Some(array))` (possibly empty) when valid, else Slack's error code.
+fn parse_blocks(args: &Args) -> Result<Option<Vec<Value>>, &'static str> {
+    let blocks = match args.map.get("blocks") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(s)) if s.is_empty() => return Ok(None),
+        Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
+            Ok(v) => v,
+            Err(_) => return Err("invalid_blocks_format"),
+        },
+        Some(v) => v.clone(),
+    };
+    match blocks {
+        Value::Array(a)
+            if a.len() > MAX_BLOCKS
+                || !a
+                    .iter()
+                    .all(|b| b.get("type").is_some_and(Value::is_string)) =>
+        {
+            Err("invalid_blocks")
+        }
+        Value::Array(a) => Ok(Some(a)),
+        _ => Err("invalid_blocks_format"),
+    }
+}
+
+fn post_message(
     shared: &Shared,
     headers: &HeaderMap,
     args: &Args,
     at: Instant,
     req_id: u64,
 ) -> Response {
-    const M: &str = "chat.postMessage";
+    const M: &str = POST_MESSAGE;
     let channel = args.str("channel").filter(|c| !c.is_empty());
-
-    let fault = {
-        let mut state = lock(&shared.state);
-        state.next.pop_front().or_else(|| state.standing.clone())
-    };
-    match fault {
-        None | Some(Fault::None) => {}
-        Some(Fault::Status(code)) => {
-            shared.record(M, channel, code, None, at);
-            return plain_status(code);
-        }
-        Some(Fault::Hang) => {
-            // Registered before the attempt is visible, so a `stop` that
-            // follows a test's observation of this attempt always wakes it.
-            let released = shared.stopped.notified();
-            shared.record(M, channel, 0, Some("hang"), at);
-            released.await;
-            return plain_status(503);
-        }
-        Some(Fault::RateLimited { retry_after_secs }) => {
-            shared.record(M, channel, 429, Some("ratelimited"), at);
-            return rate_limited(retry_after_secs, req_id);
-        }
-        Some(Fault::Error(e)) => return shared.fail(M, channel, &e, at, req_id),
-    }
-
-    match check_auth(&shared.config, headers, args) {
-        Auth::Ok => {}
-        Auth::NotAuthed => return shared.fail(M, channel, "not_authed", at, req_id),
-        Auth::Invalid => return shared.fail(M, channel, "invalid_auth", at, req_id),
+    if let Some(resp) = authorize(shared, M, headers, args, channel.as_ref(), at, req_id) {
+        return resp;
     }
 
     let Some(channel) = channel else {
@@ -621,28 +923,9 @@ async fn post_message(
     }
 
     let text = args.str("text").filter(|t| !t.is_empty());
-    let blocks = match args.map.get("blocks") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if s.is_empty() => None,
-        Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
-            Ok(v) => Some(v),
-            Err(_) => return shared.fail(M, Some(channel), "invalid_blocks_format", at, req_id),
-        },
-        Some(v) => Some(v.clone()),
-    };
-    let blocks = match blocks {
-        Some(Value::Array(a)) if a.is_empty() => None,
-        Some(Value::Array(a))
-            if a.len() > MAX_BLOCKS
-                || !a
-                    .iter()
-                    .all(|b| b.get("type").is_some_and(Value::is_string)) =>
-        {
-            return shared.fail(M, Some(channel), "invalid_blocks", at, req_id);
-        }
-        Some(v @ Value::Array(_)) => Some(v),
-        Some(_) => return shared.fail(M, Some(channel), "invalid_blocks_format", at, req_id),
-        None => None,
+    let blocks = match parse_blocks(args) {
+        Ok(b) => b.filter(|a| !a.is_empty()).map(Value::Array),
+        Err(e) => return shared.fail(M, Some(channel), e, at, req_id),
     };
     let attachments = args
         .map
@@ -658,16 +941,21 @@ async fn post_message(
         return shared.fail(M, Some(channel), "msg_too_long", at, req_id);
     }
     let thread_ts = args.str("thread_ts").filter(|t| !t.is_empty());
+    let reply_broadcast = thread_ts.is_some() && args.bool("reply_broadcast").unwrap_or(false);
 
     let mut state = lock(&shared.state);
+    if let Some(root) = &thread_ts {
+        let is_live_root = state
+            .find_live(&channel, root)
+            .is_some_and(|i| state.posted[i].thread_ts.is_none());
+        if !is_live_root {
+            drop(state);
+            return shared.fail(M, Some(channel), "thread_not_found", at, req_id);
+        }
+    }
     if let Some(limit) = &shared.config.rate_limit
         && let Some(wait) = take_token(&mut state.buckets, &channel, limit, at)
     {
-        let retry_after = if limit.retry_after_secs > 0 {
-            limit.retry_after_secs
-        } else {
-            wait.as_secs_f64().ceil().max(1.0) as u64
-        };
         state.attempts.push(Attempt {
             method: M.to_owned(),
             channel: Some(channel),
@@ -675,7 +963,7 @@ async fn post_message(
             error: Some("ratelimited".to_owned()),
             at,
         });
-        return rate_limited(retry_after, req_id);
+        return rate_limited(retry_after(limit, wait), req_id);
     }
 
     let ts = next_ts(&mut state.last_ts_micros);
@@ -695,7 +983,12 @@ async fn post_message(
     if let Some(t) = &thread_ts {
         message["thread_ts"] = Value::String(t.clone());
         message["parent_user_id"] = Value::String("U0BOT".to_owned());
+        if reply_broadcast {
+            message["subtype"] = Value::String("thread_broadcast".to_owned());
+        }
     }
+    let index = state.posted.len();
+    state.by_ts.insert(ts.clone(), index);
     state.posted.push(Posted {
         channel: channel.clone(),
         text,
@@ -703,7 +996,10 @@ async fn post_message(
         unfurl_links: args.bool("unfurl_links"),
         unfurl_media: args.bool("unfurl_media"),
         thread_ts,
+        reply_broadcast,
         ts: ts.clone(),
+        edited: 0,
+        deleted: false,
         at,
     });
     let count = state.posted.len();
@@ -723,6 +1019,157 @@ async fn post_message(
         body["response_metadata"] = json!({"warnings": ["missing_charset"]});
     }
     slack_json(StatusCode::OK, &body, req_id)
+}
+
+/// `chat.update`: edits a live message's text and/or blocks.
+fn update_message(
+    shared: &Shared,
+    headers: &HeaderMap,
+    args: &Args,
+    at: Instant,
+    req_id: u64,
+) -> Response {
+    const M: &str = UPDATE;
+    let channel = args.str("channel").filter(|c| !c.is_empty());
+    if let Some(resp) = authorize(shared, M, headers, args, channel.as_ref(), at, req_id) {
+        return resp;
+    }
+    let Some(channel) = channel else {
+        return shared.fail(M, None, "channel_not_found", at, req_id);
+    };
+    let Some(ts) = args.str("ts").filter(|t| !t.is_empty()) else {
+        return shared.fail(M, Some(channel), "message_not_found", at, req_id);
+    };
+    let text = args.str("text").filter(|t| !t.is_empty());
+    let blocks = match parse_blocks(args) {
+        Ok(b) => b,
+        Err(e) => return shared.fail(M, Some(channel), e, at, req_id),
+    };
+    if text.is_none() && blocks.as_ref().is_none_or(Vec::is_empty) {
+        return shared.fail(M, Some(channel), "no_text", at, req_id);
+    }
+    if text
+        .as_ref()
+        .is_some_and(|t| t.chars().count() > MAX_TEXT_CHARS)
+    {
+        return shared.fail(M, Some(channel), "msg_too_long", at, req_id);
+    }
+
+    let mut state = lock(&shared.state);
+    let Some(i) = state.find_live(&channel, &ts) else {
+        drop(state);
+        return shared.fail(M, Some(channel), "message_not_found", at, req_id);
+    };
+    if let Some(limit) = &shared.config.update_rate_limit
+        && let Some(wait) = take_token(&mut state.update_bucket, "", limit, at)
+    {
+        state.attempts.push(Attempt {
+            method: M.to_owned(),
+            channel: Some(channel),
+            status: 429,
+            error: Some("ratelimited".to_owned()),
+            at,
+        });
+        return rate_limited(retry_after(limit, wait), req_id);
+    }
+
+    let message = &mut state.posted[i];
+    if let Some(t) = text {
+        message.text = Some(t);
+    }
+    if let Some(b) = blocks {
+        // As on Slack: absent keeps the blocks, `[]` removes them.
+        message.blocks = (!b.is_empty()).then_some(Value::Array(b));
+    }
+    message.edited += 1;
+    let update = Update {
+        channel: channel.clone(),
+        ts: ts.clone(),
+        text: message.text.clone(),
+        blocks: message.blocks.clone(),
+        at,
+    };
+    let mut out = json!({
+        "type": "message",
+        "user": "U0BOT",
+        "bot_id": "B0BOT",
+        "text": message.text.clone().unwrap_or_default(),
+        "edited": {"user": "U0BOT", "ts": ts},
+    });
+    if let Some(b) = &message.blocks {
+        out["blocks"] = b.clone();
+    }
+    let reply_channel = dm_channel_id(&message.channel);
+    let text_out = message.text.clone().unwrap_or_default();
+    state.updates.push(update);
+    state.attempts.push(Attempt {
+        method: M.to_owned(),
+        channel: Some(channel),
+        status: 200,
+        error: None,
+        at,
+    });
+    drop(state);
+    slack_json(
+        StatusCode::OK,
+        &json!({"ok": true, "channel": reply_channel, "ts": ts, "text": text_out, "message": out}),
+        req_id,
+    )
+}
+
+/// `reactions.add` / `reactions.remove` on a live message.
+fn react(
+    shared: &Shared,
+    method: &str,
+    headers: &HeaderMap,
+    args: &Args,
+    at: Instant,
+    req_id: u64,
+) -> Response {
+    let channel = args.str("channel").filter(|c| !c.is_empty());
+    if let Some(resp) = authorize(shared, method, headers, args, channel.as_ref(), at, req_id) {
+        return resp;
+    }
+    let (Some(channel), Some(ts)) = (channel, args.str("timestamp").filter(|t| !t.is_empty()))
+    else {
+        let channel = args.str("channel");
+        return shared.fail(method, channel, "no_item_specified", at, req_id);
+    };
+    // Slack accepts the name with or without surrounding colons.
+    let name = args
+        .str("name")
+        .map(|n| n.trim_matches(':').to_owned())
+        .filter(|n| !n.is_empty());
+    let Some(name) = name else {
+        return shared.fail(method, Some(channel), "invalid_name", at, req_id);
+    };
+
+    let mut state = lock(&shared.state);
+    let Some(i) = state.find_live(&channel, &ts) else {
+        drop(state);
+        return shared.fail(method, Some(channel), "message_not_found", at, req_id);
+    };
+    let set = state.reactions.entry(i).or_default();
+    let error = if method == REACTIONS_ADD {
+        (!set.insert(name)).then_some("already_reacted")
+    } else {
+        (!set.remove(&name)).then_some("no_reaction")
+    };
+    drop(state);
+    if let Some(e) = error {
+        return shared.fail(method, Some(channel), e, at, req_id);
+    }
+    shared.record(method, Some(channel), 200, None, at);
+    slack_json(StatusCode::OK, &json!({"ok": true}), req_id)
+}
+
+/// `Retry-After` for a 429 from `limit` when the next token is `wait` away.
+fn retry_after(limit: &RateLimit, wait: Duration) -> u64 {
+    if limit.retry_after_secs > 0 {
+        limit.retry_after_secs
+    } else {
+        wait.as_secs_f64().ceil().max(1.0) as u64
+    }
 }
 
 /// Takes a token from `channel`'s bucket; on exhaustion returns how long until

@@ -1,5 +1,5 @@
 //! The `prpr` command line, one module per command: `serve`, `replay`,
-//! `webhook`, `outbox`, `config`.
+//! `webhook`, `outbox`, `config`, `route`.
 //!
 //! Exit codes: 0 done; 1 a failure (bad configuration, a message that could
 //! not be sent, a rejected API call); 2 bad input on the command line (an
@@ -8,6 +8,7 @@
 mod config;
 mod outbox;
 mod replay;
+mod route;
 mod serve;
 mod webhook;
 
@@ -45,6 +46,7 @@ enum Command {
     Webhook(webhook::Webhook),
     Outbox(outbox::Outbox),
     Config(config::ConfigCmd),
+    Route(route::RouteCmd),
 }
 
 pub fn main() -> ExitCode {
@@ -66,6 +68,7 @@ pub fn main() -> ExitCode {
             Command::Webhook(c) => c.run().await,
             Command::Outbox(c) => c.run().await,
             Command::Config(c) => Ok(c.run()),
+            Command::Route(c) => Ok(c.run()),
         }
     });
     match result {

@@ -74,7 +74,7 @@ impl Replay {
     }
 }
 
-fn read_payload(file: &Path) -> std::io::Result<Vec<u8>> {
+pub(crate) fn read_payload(file: &Path) -> std::io::Result<Vec<u8>> {
     if file.as_os_str() == "-" {
         let mut body = Vec::new();
         std::io::stdin().read_to_end(&mut body)?;

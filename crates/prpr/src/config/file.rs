@@ -19,12 +19,16 @@ use toml::de::{DeTable, DeValue};
 use super::validate::{Origin, Origins};
 use super::{
     Config, DatabaseConfig, GithubConfig, LogConfig, NotifyConfig, OpsConfig, Problem,
-    ServerConfig, SlackConfig, StoreConfig, members,
+    ServerConfig, SlackConfig, StoreConfig, members, routes,
 };
 
 /// Top-level tables read by [`members`], not by serde: their keys are logins
 /// and team names, not settings.
 const MEMBER_TABLES: [&str; 2] = ["members", "teams"];
+
+/// Top-level tables read by [`routes`], not by serde: each bad glob, regex or
+/// kind is reported with its own line and the rest still read.
+const ROUTE_TABLES: [&str; 2] = ["filters", "routes"];
 
 /// The keys of each `[section]`: the fields of the struct it deserializes into.
 fn section_fields(section: &str) -> Option<&'static [&'static str]> {
@@ -86,6 +90,12 @@ pub(crate) fn read(path: &Path, cfg: &mut Config, at: &mut Origins, problems: &m
     for name in MEMBER_TABLES {
         if let Some((key, value)) = root.remove_entry(name) {
             member_tables.push((key.into_inner(), value));
+        }
+    }
+    let mut route_tables = Vec::new();
+    for name in ROUTE_TABLES {
+        if let Some((key, value)) = root.remove_entry(name) {
+            route_tables.push((key.into_inner(), value));
         }
     }
     // `[[slack]]` or `slack = 1`: serde's complaint would be about a field.
@@ -164,6 +174,21 @@ pub(crate) fn read(path: &Path, cfg: &mut Config, at: &mut Origins, problems: &m
         }
     }
 
+    for (name, value) in &route_tables {
+        if name.as_ref() == "filters" {
+            cfg.notify.filters = routes::read_filters(value, &source, &line, &mut found);
+        } else {
+            cfg.notify.routes = routes::read_routes(value, &source, &line, &mut found);
+        }
+    }
+    if !route_tables.is_empty() {
+        found.extend(routes::check_together(
+            &cfg.notify.filters,
+            &cfg.notify.routes,
+            &source,
+        ));
+    }
+
     problems.extend(found);
 }
 
@@ -186,6 +211,7 @@ impl UnknownKey {
                     .iter()
                     .copied()
                     .chain(MEMBER_TABLES)
+                    .chain(ROUTE_TABLES)
                     .collect(),
             ),
         };
@@ -197,6 +223,11 @@ impl UnknownKey {
             .find(|s| section_fields(s).is_some_and(|f| f.contains(&self.key.as_str())))
         {
             msg.push_str(&format!("; `{}` belongs in [{home}]", self.key));
+        } else if routes::FILTER_KEYS.contains(&self.key.as_str()) {
+            msg.push_str(&format!(
+                "; `{}` belongs in [filters] (or a [[routes]] entry)",
+                self.key
+            ));
         } else {
             msg.push_str(&format!("; expected one of: {}", known.join(", ")));
         }
@@ -253,7 +284,7 @@ fn unknown_keys(root: &DeTable<'_>) -> Vec<(UnknownKey, usize)> {
 }
 
 /// The known key nearest to a misspelt one, if it is near enough to be a typo.
-fn did_you_mean<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
+pub(crate) fn did_you_mean<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
     known
         .iter()
         .map(|k| (strsim::damerau_levenshtein(key, k), *k))

@@ -10,7 +10,8 @@
 //! *is* the file's (`[slack] burst` is `Config::slack.burst`) and whose
 //! `Default` is the documented default. [`file`] reads the file into them,
 //! [`env`] holds the one table of environment overrides, [`validate`] the
-//! checks of values, [`members`] who is who.
+//! checks of values, [`members`] who is who, [`routes`] the `[filters]` and
+//! `[[routes]]` tables.
 //!
 //! Loading never stops at the first problem: every problem is collected with its
 //! file and line (or the variable it came from), so `prpr config check` can
@@ -19,6 +20,7 @@
 mod env;
 mod file;
 pub mod members;
+mod routes;
 mod validate;
 
 use std::fmt;
@@ -27,8 +29,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::notice::Kind;
+
 pub use env::{Env, OVERRIDES, Override, ProcessEnv, help as env_help};
 pub use members::{Members, SlackUser, TeamTarget, Teams};
+pub use routes::{Filters, Glob, Route, RouteFilters, TitleTerm};
 use validate::Origins;
 
 /// A value that must never be printed: logs and errors see `***`.
@@ -128,6 +133,24 @@ pub struct NotifyConfig {
     pub excerpt_lines: usize,
     /// People (or teams) told about one comment at most; the rest are logged.
     pub max_mentions_per_comment: usize,
+    /// One living thread per PR and channel: a root card kept current with
+    /// `chat.update`, later notices as replies. `false`: every notice is a
+    /// new top-level message, as before.
+    pub threads: bool,
+    /// Kinds whose thread replies are also sent to the channel
+    /// (`reply_broadcast`); none by default, since channel noise is what
+    /// threads are for.
+    #[serde(deserialize_with = "kinds")]
+    pub broadcast: Vec<Kind>,
+    /// Reactions on the root card for the PR's state (approved, changes
+    /// requested, merged, closed); needs the `reactions:write` scope.
+    pub reactions: bool,
+    /// The file's top-level `[[routes]]`, in order: see [`routes`].
+    #[serde(skip)]
+    pub routes: Vec<Route>,
+    /// The file's top-level `[filters]`, applied before any route.
+    #[serde(skip)]
+    pub filters: Filters,
     /// The file's top-level `[members]` and the members file: see [`members`].
     #[serde(skip)]
     pub members: Members,
@@ -146,10 +169,29 @@ impl Default for NotifyConfig {
             bots: Vec::new(),
             excerpt_lines: 3,
             max_mentions_per_comment: 50,
+            threads: true,
+            broadcast: Vec::new(),
+            reactions: false,
+            routes: Vec::new(),
+            filters: Filters::default(),
             members: Members::default(),
             teams: Teams::default(),
         }
     }
+}
+
+/// Notice kinds by name (`["merged", "review_submitted"]`); an unknown name
+/// is an error naming the nearest kind.
+fn kinds<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Kind>, D::Error> {
+    let names = Vec::<String>::deserialize(d)?;
+    let mut kinds = Vec::new();
+    for name in names {
+        let kind = routes::parse_kind(&name).map_err(serde::de::Error::custom)?;
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    Ok(kinds)
 }
 
 fn lowercased<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -175,6 +217,11 @@ pub struct SlackConfig {
     pub retry_initial_ms: u64,
     /// Longest retry delay.
     pub retry_max_ms: u64,
+    /// Coalescing window for `chat.update` of a thread's root card: at most
+    /// one update per root per window, with the latest state (Slack allows
+    /// about 50 updates a minute per workspace). `"2s"`, `"1m"` or seconds.
+    #[serde(deserialize_with = "duration")]
+    pub update_interval: Duration,
 }
 
 impl Default for SlackConfig {
@@ -188,6 +235,7 @@ impl Default for SlackConfig {
             burst: 3,
             retry_initial_ms: 1_000,
             retry_max_ms: 300_000,
+            update_interval: Duration::from_secs(2),
         }
     }
 }
@@ -377,17 +425,20 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let n: u64 = digits
         .parse()
         .map_err(|_| format!("{s:?} is not a duration (e.g. \"10m\", \"90s\", \"1h\")"))?;
-    let secs = match unit.trim() {
-        "" | "s" => n,
-        "m" => n.saturating_mul(60),
-        "h" => n.saturating_mul(3600),
+    let ms = match unit.trim() {
+        // Milliseconds: short coalescing windows (`[slack] update_interval`).
+        "ms" => n,
+        "" | "s" => n.saturating_mul(1000),
+        "m" => n.saturating_mul(60_000),
+        "h" => n.saturating_mul(3_600_000),
+        "d" => n.saturating_mul(86_400_000),
         _ => {
             return Err(format!(
-                "{s:?} is not a duration (e.g. \"10m\", \"90s\", \"1h\")"
+                "{s:?} is not a duration (e.g. \"10m\", \"90s\", \"1h\", \"500ms\")"
             ));
         }
     };
-    Ok(Duration::from_secs(secs))
+    Ok(Duration::from_millis(ms))
 }
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -594,6 +645,66 @@ mod tests {
                 "{setting} is missing from example.toml"
             );
         }
+    }
+
+    #[test]
+    fn the_example_shows_threads_filters_and_routes() {
+        let dir = tempfile::tempdir().unwrap();
+        write(&dir, "MEMBERS.md", "");
+        let p = write(&dir, "prpr.toml", EXAMPLE);
+        let n = load(Some(&p), &[("X", "")]).config.notify;
+        assert!(n.threads);
+        assert_eq!(n.broadcast, vec![Kind::Merged]);
+        assert_eq!(n.filters.exclude_title.len(), 3);
+        assert!(n.filters.exclude_title[2].matches("[Draft] x"));
+        assert_eq!(n.routes.len(), 2);
+        assert_eq!(n.routes[0].channel, "C0BACKEND1");
+        assert_eq!(n.routes[1].kinds, vec![Kind::Opened, Kind::Merged]);
+    }
+
+    #[test]
+    fn threads_and_routes_settings_are_read_and_checked_with_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            &dir,
+            "c.toml",
+            "[slack]\nupdate_interval = \"5s\"\n[notify]\nthreads = false\nbroadcast = [\"merged\", \"review_submited\"]\nreactions = true\nexclude_labels = [\"x\"]\n[filter]\ndrafts = true\n[[routes]]\nchannel = \"C0X0000001\"\nkinds = [\"opend\"]\n",
+        );
+        let loaded = load(Some(&p), &[("X", "")]);
+        let src = p.display().to_string();
+        assert_eq!(
+            messages(&loaded),
+            vec![
+                format!(
+                    "{src}:5: error: notify.broadcast: unknown kind \"review_submited\"; did you mean \"review_submitted\"?"
+                ),
+                format!(
+                    "{src}:6: warning: notify.reactions has no effect while notify.threads = false (there is no root card to react on)"
+                ),
+                format!(
+                    "{src}:7: error: unknown key `exclude_labels` in [notify]; `exclude_labels` belongs in [filters] (or a [[routes]] entry)"
+                ),
+                format!("{src}:8: error: unknown key `filter`; did you mean `filters`?"),
+                format!(
+                    "{src}:12: error: [[routes]] #1: kinds: unknown kind \"opend\"; did you mean \"opened\"?"
+                ),
+            ]
+        );
+        let c = loaded.config;
+        assert_eq!(c.slack.update_interval, Duration::from_secs(5));
+        assert!(!c.notify.threads);
+        assert!(
+            c.notify.broadcast.is_empty(),
+            "a bad list keeps its default"
+        );
+        assert!(c.notify.reactions);
+        assert!(c.notify.routes.is_empty());
+        // Defaults.
+        let c = load(None, &[("X", "")]).config;
+        assert!(c.notify.threads && !c.notify.reactions && c.notify.broadcast.is_empty());
+        assert_eq!(c.slack.update_interval, Duration::from_secs(2));
+        assert_eq!(c.notify.filters, Filters::default());
+        assert!(!c.notify.filters.drafts);
     }
 
     #[test]

@@ -129,6 +129,22 @@ pub(crate) fn validate(cfg: &Config, at: &Origins) -> Vec<Problem> {
             "notify.delivery = \"channel\"/\"both\" needs notify.channel (or PRPR_CHANNEL)".into(),
         ));
     }
+    // Threads off: replies do not exist, nor does a root card to react on.
+    // The settings are harmless, but the file says something prpr will not do.
+    if !cfg.notify.threads {
+        if !cfg.notify.broadcast.is_empty() {
+            problems.push(at.warning(
+                "notify.broadcast",
+                "notify.broadcast has no effect while notify.threads = false (every notice is already a channel message)".into(),
+            ));
+        }
+        if cfg.notify.reactions {
+            problems.push(at.warning(
+                "notify.reactions",
+                "notify.reactions has no effect while notify.threads = false (there is no root card to react on)".into(),
+            ));
+        }
+    }
     if cfg.ops.loop_threshold == 0 {
         problems.push(at.error(
             "ops.loop_threshold",

@@ -21,9 +21,11 @@ use tokio::time::Instant;
 
 use super::backoff;
 use super::ratelimit::ChannelLimiter;
+use super::threads;
 use crate::clock::Clock;
-use crate::slack::render::Stored;
-use crate::slack::{Publisher, SendError};
+use crate::notice::{Place, is_dm};
+use crate::slack::render::{self, Stored};
+use crate::slack::{InThread, Posted, Publisher, SendError};
 use crate::store::{OutboxItem, Store};
 
 /// Bounds of the time between two outbox passes (see [`Sender::run`]).
@@ -51,6 +53,11 @@ pub struct SenderOptions {
     pub concurrency: usize,
     /// Poll interval when nothing wakes the sender.
     pub poll: Duration,
+    /// The least time between two updates of one thread root (`[slack]
+    /// update_interval`): a root just posted is not updated before it.
+    pub update_interval: Duration,
+    /// Whether thread roots carry reactions for the PR's state.
+    pub reactions: bool,
 }
 
 impl Default for SenderOptions {
@@ -64,6 +71,8 @@ impl Default for SenderOptions {
             lease: Duration::from_secs(60),
             concurrency: 128,
             poll: Duration::from_secs(2),
+            update_interval: Duration::from_secs(2),
+            reactions: false,
         }
     }
 }
@@ -389,7 +398,7 @@ pub async fn deliver(
     let attempt = item.attempts + 1;
     let started = clock.instant();
     let result = match Stored::parse(&item.payload) {
-        Ok(stored) => publisher.post(&item.channel, &stored.render()).await,
+        Ok(stored) => send(store, publisher, opts, clock, &item.channel, &stored).await,
         // Written by a newer prpr, or damaged: no retry can fix it.
         Err(e) => Err(SendError::Permanent(format!(
             "unreadable outbox payload: {e}"
@@ -398,17 +407,33 @@ pub async fn deliver(
     let ms = (clock.instant() - started).as_millis() as u64;
     let (id, channel, kind) = (item.id, item.channel.as_str(), item.kind.as_str());
     let recorded = match &result {
-        Ok(posted) => {
+        Ok((posted, root)) => {
             tracing::info!(outbox_id = id, delivery_id = %item.delivery_id, channel, kind, attempt, outcome = "sent", ts = posted.ts.as_deref(), latency_ms = ms, "slack send");
             // Slack has the message: failing to record that means sending it
             // again when the lease ends, so a lost connection (a database
             // failover, a killed backend) gets a few quick retries first.
             let mut retries = 0;
             loop {
-                match store
-                    .mark_sent(id, clock.now_ms(), posted.ts.as_deref())
-                    .await
-                {
+                let now = clock.now_ms();
+                let recorded = match root {
+                    Some(r) => {
+                        store
+                            .set_root(
+                                Some(id),
+                                now,
+                                channel,
+                                &r.repo,
+                                r.number,
+                                posted.ts.as_deref(),
+                                r.rev,
+                                now + opts.update_interval.as_millis() as i64,
+                                &r.reactions,
+                            )
+                            .await
+                    }
+                    None => store.mark_sent(id, now, posted.ts.as_deref()).await,
+                };
+                match recorded {
                     Ok(_) => break Ok(Outcome::Sent),
                     Err(e) if retries < 4 => {
                         retries += 1;
@@ -450,7 +475,7 @@ pub async fn deliver(
             tracing::error!(outbox_id = id, channel, kind, attempt, outcome = "dead", error = %why, "slack send");
             store.mark_dead(id, &why).await.map(|_| Outcome::Dead)
         }
-        Err(SendError::Permanent(reason)) => {
+        Err(SendError::Permanent(reason) | SendError::Gone(reason)) => {
             tracing::error!(outbox_id = id, channel, kind, attempt, outcome = "dead", error = %reason, "slack send");
             store.mark_dead(id, reason).await.map(|_| Outcome::Dead)
         }
@@ -459,4 +484,125 @@ pub async fn deliver(
         tracing::error!(outbox_id = id, error = %e, "could not record the send outcome; the message will be retried when its lease expires");
         Outcome::Unrecorded
     })
+}
+
+/// A root just posted: what [`Store::set_root`] records with it.
+#[derive(Debug, Clone)]
+struct RootPosted {
+    repo: String,
+    number: u64,
+    rev: i64,
+    reactions: Vec<String>,
+}
+
+/// Sends one stored payload where it belongs: a root card, a reply in its
+/// PR's thread, a DM (linking to the thread when there is one), or a
+/// message of its own.
+async fn send(
+    store: &Store,
+    publisher: &Publisher,
+    opts: &SenderOptions,
+    clock: &Clock,
+    channel: &str,
+    stored: &Stored,
+) -> Result<(Posted, Option<RootPosted>), SendError> {
+    let unavailable = |e: crate::store::StoreError| SendError::Transient(format!("store: {e}"));
+    match stored {
+        Stored::Root { root } => {
+            let thread = store
+                .thread_root(channel, &root.repo, root.number)
+                .await
+                .map_err(unavailable)?;
+            let Some(thread) = thread else {
+                return Err(SendError::Permanent(format!(
+                    "no thread for {}#{} in this channel",
+                    root.repo, root.number
+                )));
+            };
+            if let Some(ts) = thread.root_ts {
+                // Posted already (by a send whose outcome was not recorded).
+                return Ok((Posted { ts: Some(ts) }, None));
+            }
+            let Some(card) = thread.card else {
+                return Err(SendError::Permanent(format!(
+                    "nothing known about {}#{} to show",
+                    root.repo, root.number
+                )));
+            };
+            let posted = publisher.post(channel, &render::card(&card)).await?;
+            let reactions = match &posted.ts {
+                Some(ts) if opts.reactions => {
+                    threads::sync_reactions(publisher, channel, ts, &[], &card).await
+                }
+                _ => Vec::new(),
+            };
+            Ok((
+                posted,
+                Some(RootPosted {
+                    repo: root.repo.clone(),
+                    number: root.number,
+                    rev: thread.want_rev,
+                    reactions,
+                }),
+            ))
+        }
+        Stored::Notice {
+            address,
+            notice,
+            place: Place::Reply { broadcast },
+        } => {
+            let message = render::render(address, notice);
+            let Some((repo, number)) = notice.pr() else {
+                return publisher.post(channel, &message).await.map(|p| (p, None));
+            };
+            let root = store
+                .thread_root(channel, repo, number)
+                .await
+                .map_err(unavailable)?
+                .and_then(|t| t.root_ts);
+            let Some(root_ts) = root else {
+                // The root could not be posted (dead-lettered): the reply
+                // still reaches the channel, as a message of its own.
+                return publisher.post(channel, &message).await.map(|p| (p, None));
+            };
+            let thread = InThread {
+                thread_ts: Some(&root_ts),
+                broadcast: *broadcast,
+            };
+            match publisher.post_in(channel, &message, thread).await {
+                Err(SendError::Gone(why)) => {
+                    tracing::warn!(channel, repo, number, error = %why, "the thread's root was deleted in Slack: posting it again");
+                    let new_ts =
+                        threads::repost_root(store, publisher, opts, clock, channel, repo, number)
+                            .await?;
+                    let thread = InThread {
+                        thread_ts: Some(&new_ts),
+                        broadcast: *broadcast,
+                    };
+                    publisher
+                        .post_in(channel, &message, thread)
+                        .await
+                        .map(|p| (p, None))
+                }
+                other => other.map(|p| (p, None)),
+            }
+        }
+        Stored::Notice {
+            address, notice, ..
+        } => {
+            // A DM about a PR links to the PR's channel thread, if any.
+            let link = match notice.pr() {
+                Some((repo, number)) if is_dm(channel) => store
+                    .thread_of(repo, number)
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|(c, ts)| publisher.permalink(&c, &ts)),
+                _ => None,
+            };
+            let message = render::render_in(address, notice, link.as_deref());
+            publisher.post(channel, &message).await.map(|p| (p, None))
+        }
+        Stored::Rendered(m) => publisher.post(channel, m).await.map(|p| (p, None)),
+    }
 }

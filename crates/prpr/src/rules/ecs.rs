@@ -193,11 +193,7 @@ pub fn decide(event: &EcsEvent, history: &[Seen], now_ms: i64, cfg: &OpsConfig) 
         return Decision::skip("no [ops] channel configured");
     };
     Decision {
-        notifications: vec![Notification {
-            channel: channel.clone(),
-            address: Address::Nobody,
-            notice,
-        }],
+        notifications: vec![Notification::new(channel.clone(), Address::Nobody, notice)],
         ..Decision::default()
     }
 }

@@ -10,20 +10,24 @@ pub fn on_closed(e: &PullRequestEvent, cfg: &NotifyConfig) -> Decision {
     if e.pull_request.merged != Some(true) {
         return Decision::skip("closed without merging");
     }
-    let Some(channel) = &cfg.merged_channel else {
-        return Decision::skip("no merged_channel configured");
+    // With routes, a `merged` route may take it even without a merged
+    // channel: the notice goes nowhere of its own ([`super::routing::NOWHERE`]).
+    let channel = match (&cfg.merged_channel, cfg.routes.is_empty()) {
+        (Some(c), _) => c.clone(),
+        (None, false) => super::routing::NOWHERE.to_string(),
+        (None, true) => return Decision::skip("no merged_channel configured"),
     };
     let pr = &e.pull_request;
     let by = pr.merged_by.as_ref().unwrap_or(&e.sender);
     Decision {
-        notifications: vec![Notification {
-            channel: channel.clone(),
-            address: Address::Nobody,
-            notice: Notice::Merged {
+        notifications: vec![Notification::new(
+            channel,
+            Address::Nobody,
+            Notice::Merged {
                 pr: pr_facts(pr, &e.repository.full_name, &pr.html_url),
                 by: by.login.clone(),
             },
-        }],
+        )],
         ..Decision::default()
     }
 }

@@ -11,20 +11,51 @@
 //! [`merged`], and [`ecs`] for ECS deploy trouble (not GitHub events: it has
 //! its own entry point, [`ecs::decide`]); [`recipients`] turns a GitHub login or team into Slack targets.
 
+pub mod card;
 pub mod ecs;
 pub mod mention;
 pub mod merged;
 pub mod recipients;
 pub mod review;
 pub mod review_request;
+pub mod route;
+pub mod routing;
 
 use crate::config::NotifyConfig;
 use crate::github::{Account, Event, PullRequest};
-use crate::notice::Pr;
 pub use crate::notice::{Decision, Kind, Notification, PrState};
+use crate::notice::{Place, Pr, is_dm};
 
-/// Runs the rule for `event`.
+/// Runs the rule for `event`, keeps the PR's card current, and places
+/// channel notices in the PR's thread when threads are on.
 pub fn decide(event: &Event, state: &PrState, cfg: &NotifyConfig) -> Decision {
+    let mut d = notices(event, state, cfg);
+    let card = card::next(event, state.card.as_ref());
+    if card.is_some() && card != state.card {
+        let mut next = d.state.take().unwrap_or_else(|| state.clone());
+        next.card = card.clone();
+        d.state = Some(next);
+    }
+    if let Some(card) = &card {
+        routing::apply(&mut d, event, state, card, cfg);
+    }
+    if cfg.threads {
+        for n in &mut d.notifications {
+            if !is_dm(&n.channel) && n.notice.pr().is_some() && n.place.is_message() {
+                n.place = match n.kind() {
+                    Kind::Opened => Place::Root,
+                    kind => Place::Reply {
+                        broadcast: cfg.broadcast.contains(&kind),
+                    },
+                };
+            }
+        }
+    }
+    d
+}
+
+/// The notices the event's own rule decides.
+fn notices(event: &Event, state: &PrState, cfg: &NotifyConfig) -> Decision {
     let sender = match event {
         Event::Ping | Event::Other { .. } => return Decision::skip("no rule for this event"),
         Event::PullRequest(e) => &e.sender,

@@ -27,11 +27,7 @@ pub fn person(
     unmapped: Unmapped,
     notice: Notice,
 ) -> Vec<Notification> {
-    let to = |channel: &str, address: Address| Notification {
-        channel: channel.to_string(),
-        address,
-        notice: notice.clone(),
-    };
+    let to = |channel: &str, address: Address| Notification::new(channel, address, notice.clone());
     match cfg.members.get(login) {
         Some(SlackUser::Id(id)) => {
             let mut out = Vec::new();
@@ -79,9 +75,5 @@ pub fn team(org: &str, slug: &str, cfg: &NotifyConfig, notice: Notice) -> Option
         },
         None => Address::Nobody,
     };
-    Some(Notification {
-        channel,
-        address,
-        notice,
-    })
+    Some(Notification::new(channel, address, notice))
 }

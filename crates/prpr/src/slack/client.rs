@@ -21,6 +21,9 @@ pub struct SlackClient {
     http: reqwest::Client,
     api_url: String,
     token: Secret,
+    /// `https://<workspace>.slack.com/`, learnt from `auth.test`, for links
+    /// to messages.
+    workspace_url: std::sync::Arc<std::sync::OnceLock<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -34,6 +37,8 @@ struct ApiResponse {
     team: Option<String>,
     #[serde(default)]
     user_id: Option<String>,
+    #[serde(default)]
+    url: Option<String>,
 }
 
 /// One workspace member from `users.list`.
@@ -118,6 +123,7 @@ impl SlackClient {
             http,
             api_url: api_url.trim_end_matches('/').to_string(),
             token,
+            workspace_url: Default::default(),
         })
     }
 
@@ -126,21 +132,83 @@ impl SlackClient {
         &self,
         channel: &str,
         message: &Message,
+        thread: super::InThread<'_>,
     ) -> Result<Posted, SendError> {
-        let body = json!({
+        let mut body = json!({
             "channel": channel,
             "text": message.text,
             "blocks": message.blocks,
             "unfurl_links": false,
             "unfurl_media": false,
         });
+        if let Some(ts) = thread.thread_ts {
+            body["thread_ts"] = json!(ts);
+            if thread.broadcast {
+                body["reply_broadcast"] = json!(true);
+            }
+        }
         let resp = self.call("chat.postMessage", &body).await?;
         Ok(Posted { ts: resp.ts })
+    }
+
+    /// `chat.update`: a thread's root card shows the PR's latest state.
+    pub async fn update_message(
+        &self,
+        channel: &str,
+        ts: &str,
+        message: &Message,
+    ) -> Result<(), SendError> {
+        let body = json!({
+            "channel": channel,
+            "ts": ts,
+            "text": message.text,
+            "blocks": message.blocks,
+        });
+        self.call("chat.update", &body).await.map(|_| ())
+    }
+
+    /// `reactions.add` / `reactions.remove` (scope `reactions:write`). A
+    /// reaction already there, or already gone, is what was wanted.
+    pub async fn react(
+        &self,
+        channel: &str,
+        ts: &str,
+        name: &str,
+        add: bool,
+    ) -> Result<(), SendError> {
+        let method = if add {
+            "reactions.add"
+        } else {
+            "reactions.remove"
+        };
+        let body = json!({ "channel": channel, "timestamp": ts, "name": name });
+        match self.call(method, &body).await {
+            Ok(_) => Ok(()),
+            Err(SendError::Transient(e) | SendError::Permanent(e))
+                if e == "already_reacted" || e == "no_reaction" =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `https://<workspace>.slack.com/archives/<channel>/p<ts without dot>`.
+    pub fn permalink(&self, channel: &str, ts: &str) -> Option<String> {
+        let base = self.workspace_url.get()?;
+        Some(format!(
+            "{}/archives/{channel}/p{}",
+            base.trim_end_matches('/'),
+            ts.replace('.', "")
+        ))
     }
 
     /// `auth.test`: checks the token and says whose it is.
     pub async fn auth_test(&self) -> Result<Identity, SendError> {
         let resp = self.call("auth.test", &json!({})).await?;
+        if let Some(url) = resp.url.as_deref().filter(|u| u.starts_with("https://")) {
+            let _ = self.workspace_url.set(url.to_string());
+        }
         Ok(Identity {
             team: resp.team.unwrap_or_default(),
             user_id: resp.user_id.unwrap_or_default(),
@@ -233,6 +301,7 @@ impl SlackClient {
         let error = api.error.unwrap_or_else(|| "unknown_error".into());
         Err(match error.as_str() {
             "ratelimited" | "rate_limited" => SendError::RateLimited(Duration::from_secs(1)),
+            "message_not_found" | "thread_not_found" => SendError::Gone(error),
             e if PERMANENT.contains(&e) => SendError::Permanent(error),
             // internal_error, fatal_error, service_unavailable, request_timeout and
             // anything new: retried, and dead-lettered after max_attempts.

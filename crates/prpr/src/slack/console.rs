@@ -13,11 +13,12 @@ use super::message::Message;
 pub struct Console;
 
 impl Console {
-    pub fn print(&self, channel: &str, message: &Message) -> Posted {
+    pub fn print(&self, channel: &str, message: &Message, reply: bool) -> Posted {
         let text = message.text.replace('\n', "\n    ");
         let mut out = std::io::stdout().lock();
+        let arrow = if reply { " ↳" } else { "" };
         // stdout closed: nothing useful left to do with the message.
-        let _ = writeln!(out, "[{channel}] {text}");
+        let _ = writeln!(out, "[{channel}]{arrow} {text}");
         let _ = out.flush();
         Posted { ts: None }
     }

@@ -32,6 +32,19 @@ pub enum SendError {
     /// Slack refused the message for good (`channel_not_found`, `invalid_auth`, …).
     #[error("{0}")]
     Permanent(String),
+    /// The message addressed (a root to update or reply under) is gone:
+    /// someone deleted it in Slack (`message_not_found`, `thread_not_found`).
+    #[error("{0}")]
+    Gone(String),
+}
+
+/// Where a message goes inside a channel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InThread<'a> {
+    /// The root's `ts`: a reply in its thread.
+    pub thread_ts: Option<&'a str>,
+    /// Also show the reply in the channel.
+    pub broadcast: bool,
 }
 
 /// The configured way out.
@@ -43,9 +56,58 @@ pub enum Publisher {
 
 impl Publisher {
     pub async fn post(&self, channel: &str, message: &Message) -> Result<Posted, SendError> {
+        self.post_in(channel, message, InThread::default()).await
+    }
+
+    /// Posts `message`, as a reply when `thread` names a root.
+    pub async fn post_in(
+        &self,
+        channel: &str,
+        message: &Message,
+        thread: InThread<'_>,
+    ) -> Result<Posted, SendError> {
         match self {
-            Publisher::Slack(c) => c.post_message(channel, message).await,
-            Publisher::Console(c) => Ok(c.print(channel, message)),
+            Publisher::Slack(c) => c.post_message(channel, message, thread).await,
+            Publisher::Console(c) => Ok(c.print(channel, message, thread.thread_ts.is_some())),
+        }
+    }
+
+    /// Replaces the message `ts` in `channel` (`chat.update`).
+    pub async fn update(
+        &self,
+        channel: &str,
+        ts: &str,
+        message: &Message,
+    ) -> Result<(), SendError> {
+        match self {
+            Publisher::Slack(c) => c.update_message(channel, ts, message).await,
+            Publisher::Console(c) => {
+                c.print(channel, message, false);
+                Ok(())
+            }
+        }
+    }
+
+    /// Adds (`add`) or removes an emoji reaction on a message.
+    pub async fn react(
+        &self,
+        channel: &str,
+        ts: &str,
+        name: &str,
+        add: bool,
+    ) -> Result<(), SendError> {
+        match self {
+            Publisher::Slack(c) => c.react(channel, ts, name, add).await,
+            Publisher::Console(_) => Ok(()),
+        }
+    }
+
+    /// A link to the message `ts` in `channel`, when the workspace's address
+    /// is known (from `auth.test`).
+    pub fn permalink(&self, channel: &str, ts: &str) -> Option<String> {
+        match self {
+            Publisher::Slack(c) => c.permalink(channel, ts),
+            Publisher::Console(_) => None,
         }
     }
 

@@ -12,7 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::notice::{Address, Notice, Pr, Verdict, Whom};
+use crate::notice::{Address, Card, Notice, Place, Pr, PrStatus, ReviewState, Verdict, Whom};
 
 use super::message::Message;
 
@@ -21,9 +21,27 @@ use super::message::Message;
 /// message it rendered then.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
+// One per message being sent, never collected: boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Stored {
-    Notice { address: Address, notice: Notice },
+    /// A thread's root card, rendered from the PR's state when it is sent.
+    Root {
+        root: RootRef,
+    },
+    Notice {
+        address: Address,
+        notice: Notice,
+        #[serde(default)]
+        place: Place,
+    },
     Rendered(Message),
+}
+
+/// Which pull request's thread a root row opens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootRef {
+    pub repo: String,
+    pub number: u64,
 }
 
 impl Stored {
@@ -32,18 +50,150 @@ impl Stored {
         serde_json::from_str(json)
     }
 
+    /// The message, for anything but a root (whose card is read from the
+    /// store when it is sent; here it renders as a placeholder line).
     pub fn render(&self) -> Message {
         match self {
-            Stored::Notice { address, notice } => render(address, notice),
+            Stored::Root { root } => Message::from_mrkdwn(format!(
+                "thread root for {}#{}",
+                escape(&root.repo),
+                root.number
+            )),
+            Stored::Notice {
+                address, notice, ..
+            } => render(address, notice),
             Stored::Rendered(m) => m.clone(),
         }
     }
 }
 
+/// Slack's limits: section text, header text, a message's `text`.
+pub const MAX_SECTION: usize = 3000;
+pub const MAX_HEADER: usize = 150;
+pub const MAX_TEXT: usize = 40_000;
+/// Bounds on single user strings, so that even a message made of several
+/// of them stays within [`MAX_SECTION`] with its links intact.
+const MAX_TITLE: usize = 300;
+const MAX_NAME: usize = 100;
+const MAX_REASON: usize = 1200;
+
 /// The message for `notice`, addressed as `address` says.
 pub fn render(address: &Address, notice: &Notice) -> Message {
+    render_in(address, notice, None)
+}
+
+/// As [`render`], with a link to the PR's channel thread (for a DM about a
+/// PR that has one).
+pub fn render_in(address: &Address, notice: &Notice, thread_link: Option<&str>) -> Message {
+    let mut text = render_text(address, notice);
+    if let (Some(url), Some(_)) = (thread_link, notice.pr()) {
+        text.push('\n');
+        text.push_str(&link(url, "Discussion in the channel thread"));
+    }
+    Message::from_mrkdwn(fit(&text, MAX_SECTION))
+}
+
+/// A thread's root: the PR, where it stands, and each reviewer's state.
+pub fn card(card: &Card) -> Message {
+    let pr = &card.pr;
+    let header = clip(
+        &format!("{}#{} {}", pr.repo, pr.number, pr.title),
+        MAX_HEADER,
+    );
+    let (icon, status) = match card.status {
+        PrStatus::Open => (":large_green_circle:", "Open"),
+        PrStatus::Draft => (":white_circle:", "Draft"),
+        PrStatus::Merged => (":large_purple_circle:", "Merged"),
+        PrStatus::Closed => (":red_circle:", "Closed"),
+    };
+    let mut line = format!(
+        "{} · {icon} *{status}* · by @{}",
+        pr_link(pr),
+        escape(&clip(&pr.author, MAX_NAME))
+    );
+    if let Some((added, deleted)) = pr.size {
+        line.push_str(&format!(" · +{added} −{deleted}"));
+    }
+    if let Some(base) = &card.base {
+        line.push_str(&format!(" · into `{}`", code(&clip(base, MAX_NAME))));
+    }
+    let reviewers: Vec<String> = card
+        .reviewers
+        .iter()
+        .map(|r| {
+            let icon = match r.state {
+                ReviewState::Pending => ":hourglass_flowing_sand:",
+                ReviewState::Approved => ":white_check_mark:",
+                ReviewState::ChangesRequested => ":repeat:",
+                ReviewState::Commented => ":speech_balloon:",
+            };
+            let name = escape(&clip(&r.name, MAX_NAME));
+            let name = if r.team {
+                format!("team *{name}*")
+            } else {
+                format!("@{name}")
+            };
+            format!("{icon} {name} {}", state_word(r.state))
+        })
+        .collect();
+    let mut body = fit(&line, MAX_SECTION);
+    if !reviewers.is_empty() {
+        body.push_str(&format!("\n*Reviewers:* {}", reviewers.join(" · ")));
+        body = fit(&body, MAX_SECTION);
+    }
+    let text = fit(&format!("*{}*\n{body}", escape(&header)), MAX_TEXT);
+    let blocks = serde_json::json!([
+        { "type": "header", "text": { "type": "plain_text", "text": header, "emoji": true } },
+        { "type": "section", "text": { "type": "mrkdwn", "text": body } }
+    ]);
+    Message { text, blocks }
+}
+
+fn state_word(s: ReviewState) -> &'static str {
+    match s {
+        ReviewState::Pending => "(pending)",
+        ReviewState::Approved => "(approved)",
+        ReviewState::ChangesRequested => "(changes requested)",
+        ReviewState::Commented => "(commented)",
+    }
+}
+
+/// `text` cut to at most `max` characters with an ellipsis when cut.
+pub fn clip(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// Rendered mrkdwn cut to `max` characters without breaking a `<…>` link or
+/// mention (a cut inside one would show raw markup or lose the link):
+/// the cut moves back to before the unfinished one.
+pub fn fit(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    if let Some(open) = cut.rfind('<')
+        && !cut[open..].contains('>')
+    {
+        cut.truncate(open);
+    }
+    // An escape cut in half (`&am`) would show as text.
+    if let Some(amp) = cut.rfind('&')
+        && !cut[amp..].contains(';')
+    {
+        cut.truncate(amp);
+    }
+    cut.push('…');
+    cut
+}
+
+fn render_text(address: &Address, notice: &Notice) -> String {
     let prefix = prefix(address);
-    let text = match notice {
+    match notice {
         Notice::ReviewRequested {
             pr,
             by,
@@ -60,7 +210,7 @@ pub fn render(address: &Address, notice: &Notice) -> Message {
             };
             format!(
                 "{prefix}{icon} @{} {what} on {}\n{}",
-                escape(by),
+                escape(&clip(by, MAX_NAME)),
                 pr_link(pr),
                 pr_summary(pr)
             )
@@ -78,9 +228,9 @@ pub fn render(address: &Address, notice: &Notice) -> Message {
             };
             let text = format!(
                 "{prefix}{icon} @{} {verb} {}\n*{}*",
-                escape(reviewer),
+                escape(&clip(reviewer, MAX_NAME)),
                 pr_link(pr),
-                escape(&pr.title)
+                escape(&clip(&pr.title, MAX_TITLE))
             );
             with_quote(text, excerpt.as_deref())
         }
@@ -96,16 +246,16 @@ pub fn render(address: &Address, notice: &Notice) -> Message {
             };
             let text = format!(
                 "{prefix}:wave: @{} mentioned {whom} on {}\n*{}*",
-                escape(by),
+                escape(&clip(by, MAX_NAME)),
                 pr_link(pr),
-                escape(&pr.title)
+                escape(&clip(&pr.title, MAX_TITLE))
             );
             with_quote(text, excerpt.as_deref())
         }
         Notice::Merged { pr, by } => format!(
             "{prefix}:tada: {} merged by @{}\n{}",
             pr_link(pr),
-            escape(by),
+            escape(&clip(by, MAX_NAME)),
             pr_summary(pr)
         ),
         Notice::DeployFailed {
@@ -123,7 +273,7 @@ pub fn render(address: &Address, notice: &Notice) -> Message {
                 "{prefix}:x: *Deployment failed* for {} (deployment `{}`)\n{}\n{after}",
                 ecs_service(service),
                 code(deployment_id),
-                escape(reason)
+                escape(&clip(reason, MAX_REASON))
             )
         }
         Notice::RestartLoop {
@@ -141,16 +291,16 @@ pub fn render(address: &Address, notice: &Notice) -> Message {
                 code(task_definition),
                 minutes(*window_secs),
                 code(stop_code),
-                escape(reason)
+                escape(&clip(reason, MAX_REASON))
             );
             if let Some(e) = explanation {
                 text.push_str(&format!(
                     "\n*Why:* {}. {}",
                     escape(&e.trap),
-                    escape(&e.cause)
+                    escape(&clip(&e.cause, MAX_REASON))
                 ));
                 for fix in &e.fix {
-                    text.push_str(&format!("\n• {}", escape(fix)));
+                    text.push_str(&format!("\n• {}", escape(&clip(fix, MAX_REASON))));
                 }
             }
             text
@@ -168,7 +318,7 @@ pub fn render(address: &Address, notice: &Notice) -> Message {
                 ecs_service(service)
             );
             if let Some(r) = reason {
-                text.push_str(&format!(": {}", escape(r)));
+                text.push_str(&format!(": {}", escape(&clip(r, MAX_REASON))));
             }
             text
         }
@@ -180,8 +330,16 @@ pub fn render(address: &Address, notice: &Notice) -> Message {
             ecs_service(service),
             code(deployment_id)
         ),
-    };
-    Message::from_mrkdwn(text)
+        Notice::Opened { card: c } => {
+            let pr = &c.pr;
+            format!(
+                "{prefix}:new: {} opened by @{}\n{}",
+                pr_link(pr),
+                escape(&clip(&pr.author, MAX_NAME)),
+                pr_summary(pr)
+            )
+        }
+    }
 }
 
 /// `service` in cluster `cluster`, as code spans.
@@ -220,7 +378,11 @@ fn pr_link(pr: &Pr) -> String {
 
 /// `*Title* · by @author · +10 −2` (the size only when known).
 fn pr_summary(pr: &Pr) -> String {
-    let mut s = format!("*{}* · by @{}", escape(&pr.title), escape(&pr.author));
+    let mut s = format!(
+        "*{}* · by @{}",
+        escape(&clip(&pr.title, MAX_TITLE)),
+        escape(&clip(&pr.author, MAX_NAME))
+    );
     if let Some((added, deleted)) = pr.size {
         s.push_str(&format!(" · +{added} −{deleted}"));
     }
@@ -406,6 +568,143 @@ mod tests {
             assert_eq!(got, want);
         }
         assert_eq!(rendered.len(), expected.len());
+    }
+
+    fn a_card() -> Card {
+        use crate::notice::Reviewer;
+        let r = |name: &str, team: bool, state| Reviewer {
+            name: name.into(),
+            team,
+            state,
+        };
+        Card {
+            pr: pr(PR_URL),
+            status: PrStatus::Open,
+            reviewers: vec![
+                r("alice", false, ReviewState::Approved),
+                r("bob", false, ReviewState::ChangesRequested),
+                r("dave", false, ReviewState::Commented),
+                r("eve", false, ReviewState::Pending),
+                r("acme/backend", true, ReviewState::Pending),
+            ],
+            labels: vec!["backend".into()],
+            base: Some("main".into()),
+        }
+    }
+
+    /// The root card as people see it at the top of a PR's thread, pinned.
+    #[test]
+    fn the_card_shows_status_size_base_and_each_reviewer() {
+        let m = card(&a_card());
+        assert_eq!(
+            m.text,
+            "*acme/app#42 Add &lt;caching&gt; &amp; stuff*\n\
+             <https://github.com/acme/app/pull/42|acme/app#42> · :large_green_circle: *Open* · by @carol · +120 −7 · into `main`\n\
+             *Reviewers:* :white_check_mark: @alice (approved) · :repeat: @bob (changes requested) · \
+             :speech_balloon: @dave (commented) · :hourglass_flowing_sand: @eve (pending) · \
+             :hourglass_flowing_sand: team *acme/backend* (pending)"
+        );
+        // The header is plain text: Slack shows it as written, never as markup.
+        assert_eq!(m.blocks[0]["type"], "header");
+        assert_eq!(m.blocks[0]["text"]["type"], "plain_text");
+        assert_eq!(
+            m.blocks[0]["text"]["text"],
+            "acme/app#42 Add <caching> & stuff"
+        );
+        let mut merged = a_card();
+        merged.status = PrStatus::Merged;
+        assert!(
+            card(&merged)
+                .text
+                .contains(":large_purple_circle: *Merged*")
+        );
+    }
+
+    /// Slack refuses a section over 3,000 characters, a header over 150 and
+    /// a `text` over 40,000: a huge title or a long list of reviewers still
+    /// makes a message Slack takes, with the PR link intact.
+    #[test]
+    fn huge_user_strings_fit_slacks_limits_and_keep_the_link() {
+        let mut c = a_card();
+        c.pr.title = "<&>".repeat(400_000);
+        for i in 0..500 {
+            c.reviewers.push(crate::notice::Reviewer {
+                name: format!("reviewer-{i}-{}", "x".repeat(200)),
+                team: false,
+                state: ReviewState::Pending,
+            });
+        }
+        let m = card(&c);
+        let header = m.blocks[0]["text"]["text"].as_str().unwrap();
+        let section = m.blocks[1]["text"]["text"].as_str().unwrap();
+        assert!(header.chars().count() <= MAX_HEADER && header.ends_with('…'));
+        assert!(
+            section.chars().count() <= MAX_SECTION && section.ends_with('…'),
+            "{}",
+            section.chars().count()
+        );
+        assert!(m.text.chars().count() <= MAX_TEXT);
+        assert!(section.contains("<https://github.com/acme/app/pull/42|acme/app#42>"));
+
+        let mut long = pr(PR_URL);
+        long.title = "A".repeat(1_048_576);
+        for notice in [
+            Notice::Merged {
+                pr: long.clone(),
+                by: "b".repeat(10_000),
+            },
+            Notice::ReviewSubmitted {
+                pr: long.clone(),
+                reviewer: "r".into(),
+                verdict: Verdict::Approved,
+                excerpt: Some("q".repeat(100_000)),
+            },
+            Notice::Mentioned {
+                pr: long.clone(),
+                by: "m".into(),
+                whom: Whom::You,
+                excerpt: Some("<!channel> ".repeat(10_000)),
+            },
+        ] {
+            let m = render(&Address::Nobody, &notice);
+            assert!(
+                m.text.chars().count() <= MAX_SECTION,
+                "{}",
+                m.text.chars().count()
+            );
+            assert!(
+                m.text
+                    .contains("<https://github.com/acme/app/pull/42|acme/app#42>")
+            );
+            assert!(!m.text.contains("<!channel>"));
+        }
+    }
+
+    #[test]
+    fn fit_never_cuts_inside_a_link_or_an_escape() {
+        assert_eq!(fit("abc <https://x|y> d", 8), "abc …");
+        assert_eq!(fit("ab &amp; cd", 6), "ab …");
+        assert_eq!(fit("short", 10), "short");
+        assert_eq!(clip("abcdef", 4), "abc…");
+    }
+
+    #[test]
+    fn a_dm_links_to_the_channel_thread() {
+        let n = Notice::Merged {
+            pr: pr(PR_URL),
+            by: "alice".into(),
+        };
+        let m = render_in(
+            &Address::Nobody,
+            &n,
+            Some("https://acme.slack.com/archives/C1/p1700000000000100"),
+        );
+        assert!(
+            m.text
+                .ends_with("\n<https://acme.slack.com/archives/C1/p1700000000000100|Discussion in the channel thread>"),
+            "{}",
+            m.text
+        );
     }
 
     #[test]

@@ -12,8 +12,10 @@
 //! Either all of that is durable, or none of it is and GitHub gets a `503`.
 
 mod outbox;
+mod threads;
 
 pub use outbox::{Head, OutboxCounts, OutboxItem, OutboxRow, OutboxStatus};
+pub use threads::{DueUpdate, ThreadRoot};
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -28,7 +30,7 @@ use sqlx::{Connection, Row};
 use tokio::sync::Mutex;
 
 use crate::github::Subject;
-use crate::notice::{Decision, PrState};
+use crate::notice::{Decision, Place, PrState};
 
 /// Which SQL engine a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +126,8 @@ pub struct Recall {
 
 /// What [`Store::record`] did.
 #[derive(Debug, Clone, PartialEq)]
+// One per delivery, returned and dropped: boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Recorded {
     /// Stored, with this many notifications queued (possibly zero: ignored).
     Stored {
@@ -530,6 +534,7 @@ impl Store {
                     });
                 }
             }
+            let state_card = state.card.clone();
             let decision = decide(&Recall { pr: state, history });
 
             if let (Some((repo, number)), Some(next)) = (pr_key, &decision.state) {
@@ -546,10 +551,63 @@ impl Store {
                     .await?;
             }
 
+            // A changed card is shown by every thread of the PR: each
+            // root's next update (coalesced by the thread updater) takes it.
+            if let Some((repo, number)) = pr_key
+                && let Some(next) = &decision.state
+                && next.card.is_some()
+                && next.card != state_card
+            {
+                sqlx::query("UPDATE threads SET want_rev = want_rev + 1 WHERE repo = $1 AND number = $2")
+                    .bind(repo)
+                    .bind(number)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+
             let mut queued = Vec::with_capacity(decision.notifications.len());
             for n in &decision.notifications {
+                let thread = match (n.place, n.notice.pr()) {
+                    (Place::Message, _) | (_, None) => None,
+                    (place, Some(key)) => Some((place, key)),
+                };
+                if let Some((_, (repo, number))) = thread {
+                    // The first notice about a PR in a channel opens its
+                    // thread: the root is queued ahead of the reply, and
+                    // per-channel order makes it go first.
+                    let opened = sqlx::query(
+                        "INSERT INTO threads (channel, repo, number, created_at) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (channel, repo, number) DO NOTHING",
+                    )
+                    .bind(&n.channel)
+                    .bind(repo)
+                    .bind(number as i64)
+                    .bind(now_ms)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if opened == 1 {
+                        let root = serde_json::to_string(&serde_json::json!({"root": {"repo": repo, "number": number}}))
+                            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                        let id: i64 = sqlx::query(
+                            "INSERT INTO outbox (delivery_id, channel, kind, message, status, attempts, next_attempt_at, created_at) \
+                             VALUES ($1, $2, 'root', $3, 'pending', 0, $4, $4) RETURNING id",
+                        )
+                        .bind(d.id)
+                        .bind(&n.channel)
+                        .bind(root)
+                        .bind(now_ms)
+                        .fetch_one(&mut *tx)
+                        .await?
+                        .try_get("id")?;
+                        queued.push(id);
+                    }
+                }
+                if matches!(thread, Some((Place::Root, _))) {
+                    continue;
+                }
                 // The notice as data, rendered only when it is sent.
-                let message = serde_json::to_string(&serde_json::json!({"address": n.address, "notice": n.notice}))
+                let message = serde_json::to_string(&serde_json::json!({"address": n.address, "notice": n.notice, "place": n.place}))
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 let id: i64 = sqlx::query(
                     "INSERT INTO outbox (delivery_id, channel, kind, message, status, attempts, next_attempt_at, created_at) \

@@ -490,9 +490,11 @@ async fn replay_sends_through_slack_and_fails_when_a_message_is_dead_lettered() 
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The PR's thread: its card, then the request as a reply.
     let posted = slack.posted();
-    assert_eq!(posted.len(), 1);
-    assert_eq!(posted[0].channel, "C0GENERAL1");
-    let text = posted[0].text.as_deref().unwrap_or_default();
+    assert_eq!(posted.len(), 2, "{posted:#?}");
+    assert!(posted.iter().all(|p| p.channel == "C0GENERAL1"));
+    assert_eq!(posted[1].thread_ts.as_deref(), Some(posted[0].ts.as_str()));
+    let text = posted[1].text.as_deref().unwrap_or_default();
     assert!(text.contains("<@U0OCTOCAT1>"), "{text}");
 }

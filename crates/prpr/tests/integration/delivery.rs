@@ -32,7 +32,8 @@ async fn rate_limit_storm_delivers_each_message_exactly_once_in_order() {
     })
     .await;
     // prpr is configured faster than Slack allows, so it must rely on 429 handling.
-    let config = "[notify]\nchannel = \"C0GENERAL1\"\ndelivery = \"channel\"\n[slack]\nper_channel_per_sec = 50.0\nburst = 20\nretry_initial_ms = 50\nmax_attempts = 2\n[members]\nr0 = \"U0R00000\"\n";
+    // Messages of their own (no threads): twelve posts, one per request.
+    let config = "[notify]\nchannel = \"C0GENERAL1\"\ndelivery = \"channel\"\nthreads = false\n[slack]\nper_channel_per_sec = 50.0\nburst = 20\nretry_initial_ms = 50\nmax_attempts = 2\n[members]\nr0 = \"U0R00000\"\n";
     let s = Server::start(Some(&slack), Launch::with_config(config)).await;
     // 12 review requests on 12 PRs, all to the one channel.
     for i in 0..12u64 {

@@ -351,7 +351,7 @@ async fn slack_500s_hangs_and_429s_across_several_prs_deliver_once_in_order() {
     // each reviewer's DMs: several channels, several PRs each.
     let config = members(
         3,
-        "delivery = \"both\"\n[slack]\nper_channel_per_sec = 20.0\nburst = 10\nretry_initial_ms = 50\nretry_max_ms = 300\nmax_attempts = 1000\ntimeout_secs = 1",
+        "delivery = \"both\"\nthreads = false\n[slack]\nper_channel_per_sec = 20.0\nburst = 10\nretry_initial_ms = 50\nretry_max_ms = 300\nmax_attempts = 1000\ntimeout_secs = 1",
     );
     let s = Server::start(Some(&slack), Launch::with_config(config)).await;
 

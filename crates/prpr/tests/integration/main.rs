@@ -25,3 +25,4 @@ mod notifications;
 mod properties;
 mod rules_state;
 mod store;
+mod threads;

@@ -39,6 +39,22 @@ fn text(p: &Posted) -> &str {
     p.text.as_deref().unwrap_or("")
 }
 
+/// The messages posted in `channel`'s thread of one PR: its root card and
+/// the replies under it, in order. Fails when the channel has anything else.
+fn thread_in<'a>(posted: &'a [Posted], channel: &str) -> (&'a Posted, Vec<&'a Posted>) {
+    let here: Vec<&Posted> = posted.iter().filter(|p| p.channel == channel).collect();
+    let (roots, replies): (Vec<&Posted>, Vec<&Posted>) =
+        here.into_iter().partition(|p| p.thread_ts.is_none());
+    assert_eq!(roots.len(), 1, "one root in {channel}: {posted:#?}");
+    assert!(
+        replies
+            .iter()
+            .all(|r| r.thread_ts.as_deref() == Some(roots[0].ts.as_str())),
+        "every reply in the root's thread: {posted:#?}"
+    );
+    (roots[0], replies)
+}
+
 #[tokio::test]
 async fn review_request_reaches_the_reviewer_as_a_dm_once_with_block_kit() {
     let (s, slack) = setup(support::BASE_CONFIG).await;
@@ -107,14 +123,24 @@ async fn channel_delivery_mentions_the_reviewer_in_the_channel() {
         &fixture("pull_request.review_requested.user"),
     )
     .await;
-    let mut posted = expect_posts(&s, &slack, 2).await;
-    posted.sort_by(|a, b| a.channel.cmp(&b.channel));
-    assert_eq!(posted[0].channel, "C0GENERAL1");
+    // The channel gets the PR's card and the request in its thread; the
+    // reviewer a DM.
+    let posted = expect_posts(&s, &slack, 3).await;
+    let (root, replies) = thread_in(&posted, "C0GENERAL1");
+    assert!(
+        text(root).starts_with("*Codertocat/Hello-World#2 Update the README"),
+        "{}",
+        text(root)
+    );
+    assert_eq!(replies.len(), 1);
     assert_eq!(
-        text(&posted[0]),
+        text(replies[0]),
         format!("<@U0OCTOCAT1> :eyes: @Codertocat requested your review on {PR_LINK}\n{PR_LINE}")
     );
-    assert_eq!(posted[1].channel, "U0OCTOCAT1");
+    assert_eq!(
+        posted.iter().filter(|p| p.channel == "U0OCTOCAT1").count(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -133,10 +159,10 @@ async fn team_request_mentions_the_user_group() {
         .remove("requested_reviewer");
     payload["requested_team"] = json!({"name": "Justice League", "id": 1, "node_id": "MDQ6VGVhbTE=", "slug": "justice-league", "privacy": "closed", "permission": "admin"});
     assert_eq!(s.deliver("pull_request", "team-1", &payload).await.0, 202);
-    let posted = expect_posts(&s, &slack, 1).await;
-    assert_eq!(posted[0].channel, "C0JUSTICE1");
+    let posted = expect_posts(&s, &slack, 2).await;
+    let (_, replies) = thread_in(&posted, "C0JUSTICE1");
     assert_eq!(
-        text(&posted[0]),
+        text(replies[0]),
         format!(
             "<!subteam^S0JUSTICE1> :eyes: @Codertocat requested a review from team *Codertocat/justice-league* on {PR_LINK}\n{PR_LINE}"
         )
@@ -310,10 +336,15 @@ async fn merged_notice_goes_to_the_merged_channel() {
     merged["pull_request"]["merged"] = json!(true);
     merged["pull_request"]["merged_by"] = json!({"login": "octocat", "type": "User"});
     assert_eq!(s.deliver("pull_request", "m-1", &merged).await.0, 202);
-    let posted = expect_posts(&s, &slack, 1).await;
-    assert_eq!(posted[0].channel, "C0MERGED01");
+    let posted = expect_posts(&s, &slack, 2).await;
+    let (root, replies) = thread_in(&posted, "C0MERGED01");
+    assert!(
+        text(root).contains(":large_purple_circle: *Merged*"),
+        "{}",
+        text(root)
+    );
     assert_eq!(
-        text(&posted[0]),
+        text(replies[0]),
         format!(":tada: {PR_LINK} merged by @octocat\n{PR_LINE}")
     );
 }

@@ -11,7 +11,7 @@ use crate::support;
 use std::sync::Arc;
 
 use prpr::github::Subject;
-use prpr::notice::{Address, Decision, Notice, Notification, Pr, PrState};
+use prpr::notice::{Address, Card, Decision, Notice, Notification, Place, Pr, PrState, PrStatus};
 use prpr::store::{DeliveryMeta, OutboxItem, OutboxStatus, Recorded, Store};
 
 fn subject(repo: &str, number: u64) -> Subject {
@@ -24,10 +24,10 @@ fn subject(repo: &str, number: u64) -> Subject {
 
 /// A notice told apart from the others by `tag` (its merger's name).
 fn note(channel: &str, tag: &str) -> Notification {
-    Notification {
-        channel: channel.into(),
-        address: Address::Nobody,
-        notice: Notice::Merged {
+    Notification::new(
+        channel,
+        Address::Nobody,
+        Notice::Merged {
             pr: Pr {
                 repo: "acme/app".into(),
                 number: 1,
@@ -38,7 +38,7 @@ fn note(channel: &str, tag: &str) -> Notification {
             },
             by: tag.into(),
         },
-    }
+    )
 }
 
 /// The tag of a queued [`note`]: the notice comes back as it was stored.
@@ -300,6 +300,188 @@ async fn prune_keeps_recent_rows(store: Store) {
     // A pruned ID would be accepted again — which is why the window (30 days) is far beyond GitHub's 3-day redelivery.
 }
 
+/// Records delivery `id` about acme/app#1 that sets its card's title to
+/// `title` and queues `notes`.
+async fn record_card(store: &Store, id: &str, title: &str, notes: Vec<Notification>) -> Vec<i64> {
+    let s = subject("acme/app", 1);
+    let meta = DeliveryMeta {
+        id,
+        event: "pull_request",
+        subject: &s,
+        history_since: None,
+    };
+    let title = title.to_string();
+    let r = store
+        .record(&meta, 1_000, move |recall| {
+            let mut next = recall.pr.clone();
+            let Notice::Merged { pr, .. } = &note("C1", "x").notice else {
+                unreachable!()
+            };
+            next.card = Some(Card {
+                pr: Pr {
+                    title,
+                    ..pr.clone()
+                },
+                status: PrStatus::Open,
+                reviewers: vec![],
+                labels: vec![],
+                base: None,
+            });
+            Decision {
+                notifications: notes,
+                state: Some(next),
+                skipped: vec![],
+            }
+        })
+        .await
+        .expect("record");
+    match r {
+        Recorded::Stored { queued, .. } => queued,
+        Recorded::Duplicate => panic!("duplicate"),
+    }
+}
+
+fn reply(channel: &str, tag: &str) -> Notification {
+    Notification {
+        place: Place::Reply { broadcast: false },
+        ..note(channel, tag)
+    }
+}
+
+async fn a_thread_opens_once_per_channel_and_its_root_follows_the_card(store: Store) {
+    // The first notice in a channel queues the root ahead of itself.
+    let q = record_card(
+        &store,
+        "t1",
+        "v1",
+        vec![reply("C1", "first"), note("U1", "dm")],
+    )
+    .await;
+    assert_eq!(q.len(), 3, "root, reply, DM");
+    let rows = store.list(true, 10).await.unwrap();
+    assert_eq!(
+        rows.iter()
+            .map(|r| (r.channel.as_str(), r.kind.as_str()))
+            .collect::<Vec<_>>(),
+        vec![("C1", "root"), ("C1", "merged"), ("U1", "merged")]
+    );
+    let root_row = rows[0].id;
+    // A second notice in the same channel: no second root; another channel: its own.
+    let q = record_card(
+        &store,
+        "t2",
+        "v1",
+        vec![reply("C1", "second"), reply("C2", "other")],
+    )
+    .await;
+    assert_eq!(q.len(), 3, "reply, root in C2, reply");
+    let t = store
+        .thread_root("C1", "acme/app", 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((t.root_ts.as_deref(), t.want_rev), (None, 1));
+    assert_eq!(t.card.unwrap().pr.title, "v1");
+
+    // The root is posted: recorded with the revision it shows.
+    store
+        .set_root(
+            Some(root_row),
+            2_000,
+            "C1",
+            "acme/app",
+            1,
+            Some("1700000000.000100"),
+            1,
+            4_000,
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.thread_of("acme/app", 1).await.unwrap(),
+        Some(("C1".to_string(), "1700000000.000100".to_string()))
+    );
+    assert!(
+        store.due_updates(10_000, 10).await.unwrap().is_empty(),
+        "nothing changed"
+    );
+    let sent: Vec<_> = store
+        .list(true, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.status == OutboxStatus::Sent)
+        .collect();
+    assert_eq!(
+        sent.iter()
+            .map(|r| (r.id, r.slack_ts.as_deref()))
+            .collect::<Vec<_>>(),
+        vec![(root_row, Some("1700000000.000100"))]
+    );
+
+    // Two changes in a row: one update due, not before its interval, with the latest card.
+    record_card(&store, "t3", "v2", vec![]).await;
+    record_card(&store, "t4", "v3", vec![]).await;
+    assert!(store.due_updates(3_999, 10).await.unwrap().is_empty());
+    assert_eq!(store.next_update_at().await.unwrap(), Some(4_000));
+    let due = store.due_updates(4_000, 10).await.unwrap();
+    assert_eq!(due.len(), 1, "C2's root is not posted yet: {due:?}");
+    let u = &due[0];
+    assert_eq!((u.channel.as_str(), u.want_rev), ("C1", 3));
+    assert_eq!(u.card.as_ref().unwrap().pr.title, "v3");
+    assert!(
+        store
+            .claim_update("C1", "acme/app", 1, 4_000, 64_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .claim_update("C1", "acme/app", 1, 4_000, 64_000)
+            .await
+            .unwrap(),
+        "one updater at a time"
+    );
+    store
+        .set_root(
+            None,
+            4_100,
+            "C1",
+            "acme/app",
+            1,
+            Some("1700000000.000100"),
+            3,
+            6_100,
+            &["tada".to_string()],
+        )
+        .await
+        .unwrap();
+    assert!(store.due_updates(100_000, 10).await.unwrap().is_empty());
+    let t = store
+        .thread_root("C1", "acme/app", 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(t.reactions, vec!["tada".to_string()]);
+    // A change made while an update was in flight is not lost.
+    record_card(&store, "t5", "v4", vec![]).await;
+    let due = store.due_updates(6_100, 10).await.unwrap();
+    assert_eq!((due.len(), due[0].want_rev), (1, 4));
+    // A failed update waits; giving up marks that revision shown.
+    store
+        .update_failed("C1", "acme/app", 1, 9_000, true, "boom", None)
+        .await
+        .unwrap();
+    assert!(store.due_updates(8_999, 10).await.unwrap().is_empty());
+    assert_eq!(store.due_updates(9_000, 10).await.unwrap()[0].attempts, 1);
+    store
+        .update_failed("C1", "acme/app", 1, 9_000, true, "boom", Some(4))
+        .await
+        .unwrap();
+    assert!(store.due_updates(100_000, 10).await.unwrap().is_empty());
+}
+
 async fn sqlite_store() -> Option<(Store, tempfile::TempDir)> {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
@@ -340,4 +522,5 @@ both_backends!(
     retries_dead_letters_and_requeue,
     concurrent_deliveries_for_one_pr_lose_no_update,
     prune_keeps_recent_rows,
+    a_thread_opens_once_per_channel_and_its_root_follows_the_card,
 );

@@ -2,7 +2,8 @@
 //!
 //! Prints `listening http://127.0.0.1:PORT/api` on stdout once ready, serves
 //! the Slack Web API double plus `GET /_double/posted`,
-//! `GET /_double/attempts` and `POST /_double/reset`, and exits on SIGTERM or
+//! `GET /_double/attempts`, `GET /_double/updates`, `POST /_double/delete`
+//! and `POST /_double/reset`, and exits on SIGTERM or
 //! SIGINT.
 
 use std::io::Write as _;
@@ -12,7 +13,9 @@ use clap::Parser;
 use testkit::slack::{RateLimit, SlackConfig, SlackDouble};
 
 #[derive(Parser, Debug)]
-#[command(about = "Slack Web API double (chat.postMessage, auth.test, users.list)")]
+#[command(
+    about = "Slack Web API double (chat.postMessage, chat.update, reactions.add/remove, auth.test, users.list)"
+)]
 struct Args {
     /// Port on 127.0.0.1; 0 picks a free one.
     #[arg(long, default_value_t = 0)]
@@ -29,6 +32,13 @@ struct Args {
     /// Retry-After seconds on a 429; 0 = computed from the rate.
     #[arg(long, default_value_t = 1)]
     retry_after: u64,
+    /// Workspace-wide chat.update rate (updates/second; Slack's Tier 3 is
+    /// about 50/min = 0.83); unset = unlimited.
+    #[arg(long)]
+    update_rate_limit_per_sec: Option<f64>,
+    /// Token-bucket size for chat.update (used with --update-rate-limit-per-sec).
+    #[arg(long, default_value_t = 1)]
+    update_burst: u32,
 }
 
 #[tokio::main]
@@ -39,6 +49,11 @@ async fn main() -> ExitCode {
         rate_limit: args.rate_limit_per_sec.map(|per_second| RateLimit {
             per_second,
             burst: args.burst,
+            retry_after_secs: args.retry_after,
+        }),
+        update_rate_limit: args.update_rate_limit_per_sec.map(|per_second| RateLimit {
+            per_second,
+            burst: args.update_burst,
             retry_after_secs: args.retry_after,
         }),
         ..SlackConfig::default()
