@@ -1099,8 +1099,10 @@ fn burst(env: &Env, args: &Args) -> Result<Value> {
     let port = free_port()?;
     // By default prpr's defaults for the limiter (1/s, burst 3): prpr itself
     // goes a little faster than the double allows, so the 429 path is exercised.
+    // Threads off: one top-level message per notice, as the scenario counts
+    // them (with threads, root cards and their updates share the channel).
     let config = members_config(&format!(
-        "[notify]\nchannel = \"C0BURST001\"\ndelivery = \"channel\"\n[slack]\nper_channel_per_sec = {:?}\nburst = {}\n",
+        "[notify]\nchannel = \"C0BURST001\"\ndelivery = \"channel\"\nthreads = false\n[slack]\nper_channel_per_sec = {:?}\nburst = {}\n",
         args.burst_send_rate, args.burst_send_burst
     ));
     let mut server = spawn_prpr(
