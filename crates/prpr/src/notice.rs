@@ -38,6 +38,10 @@ pub struct PrState {
     /// so a label change or a re-open does not post it twice.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub carded: BTreeSet<String>,
+    /// The PR has (or is about to have) a thread in some channel, so a
+    /// change to its card must reach the thread updater.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub threaded: bool,
 }
 
 /// Where a pull request stands, as its card shows it.
@@ -417,6 +421,8 @@ pub struct Decision {
     pub state: Option<PrState>,
     /// Why nothing (or less) was sent, for the delivery log line.
     pub skipped: Vec<String>,
+    /// The PR's card changed (its threads' roots need an update).
+    pub card_changed: bool,
 }
 
 impl Decision {

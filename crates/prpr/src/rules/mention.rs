@@ -101,8 +101,8 @@ fn decision(notifications: Vec<Notification>) -> Decision {
     };
     Decision {
         notifications,
-        state: None,
         skipped,
+        ..Decision::default()
     }
 }
 

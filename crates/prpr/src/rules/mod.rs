@@ -35,11 +35,13 @@ pub fn decide(event: &Event, state: &PrState, cfg: &NotifyConfig) -> Decision {
         let mut next = d.state.take().unwrap_or_else(|| state.clone());
         next.card = card.clone();
         d.state = Some(next);
+        d.card_changed = true;
     }
     if let Some(card) = &card {
         routing::apply(&mut d, event, state, card, cfg);
     }
     if cfg.threads {
+        let mut threaded = false;
         for n in &mut d.notifications {
             if !is_dm(&n.channel) && n.notice.pr().is_some() && n.place.is_message() {
                 n.place = match n.kind() {
@@ -48,7 +50,13 @@ pub fn decide(event: &Event, state: &PrState, cfg: &NotifyConfig) -> Decision {
                         broadcast: cfg.broadcast.contains(&kind),
                     },
                 };
+                threaded = true;
             }
+        }
+        if threaded && !state.threaded {
+            let mut next = d.state.take().unwrap_or_else(|| state.clone());
+            next.threaded = true;
+            d.state = Some(next);
         }
     }
     d

@@ -534,7 +534,6 @@ impl Store {
                     });
                 }
             }
-            let state_card = state.card.clone();
             let decision = decide(&Recall { pr: state, history });
 
             if let (Some((repo, number)), Some(next)) = (pr_key, &decision.state) {
@@ -553,10 +552,10 @@ impl Store {
 
             // A changed card is shown by every thread of the PR: each
             // root's next update (coalesced by the thread updater) takes it.
+            // Most PRs have no thread (DMs only): no statement for them.
             if let Some((repo, number)) = pr_key
-                && let Some(next) = &decision.state
-                && next.card.is_some()
-                && next.card != state_card
+                && decision.card_changed
+                && decision.state.as_ref().is_some_and(|s| s.threaded)
             {
                 sqlx::query("UPDATE threads SET want_rev = want_rev + 1 WHERE repo = $1 AND number = $2")
                     .bind(repo)

@@ -69,7 +69,7 @@ async fn record(
             Decision {
                 notifications: notes,
                 state: Some(next),
-                skipped: vec![],
+                ..Decision::default()
             }
         })
         .await
@@ -314,6 +314,7 @@ async fn record_card(store: &Store, id: &str, title: &str, notes: Vec<Notificati
     let r = store
         .record(&meta, 1_000, move |recall| {
             let mut next = recall.pr.clone();
+            let changed = recall.pr.card.as_ref().map(|c| &c.pr.title) != Some(&title);
             let Notice::Merged { pr, .. } = &note("C1", "x").notice else {
                 unreachable!()
             };
@@ -327,10 +328,12 @@ async fn record_card(store: &Store, id: &str, title: &str, notes: Vec<Notificati
                 labels: vec![],
                 base: None,
             });
+            next.threaded = true;
             Decision {
                 notifications: notes,
                 state: Some(next),
-                skipped: vec![],
+                card_changed: changed,
+                ..Decision::default()
             }
         })
         .await
