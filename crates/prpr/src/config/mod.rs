@@ -249,6 +249,26 @@ pub struct GithubConfig {
     pub allow_sha1_signatures: bool,
     pub api_url: String,
     pub token: Option<Secret>,
+    /// GitHub App mode: the App's ID. With a private key it replaces the
+    /// token (installation tokens are made from it).
+    pub app_id: Option<u64>,
+    /// The App's private key (PEM). Prefer the environment or a file.
+    pub app_private_key: Option<Secret>,
+    /// A file holding the App's private key (PEM), read at start.
+    pub app_private_key_file: Option<PathBuf>,
+    /// Repositories (`owner/name`) whose webhooks catch-up checks.
+    pub repos: Vec<String>,
+    /// Organizations whose webhooks catch-up checks.
+    pub orgs: Vec<String>,
+    /// prpr's public webhook URL: catch-up checks only the hooks pointing here.
+    pub webhook_url: Option<String>,
+    /// How often catch-up looks for deliveries GitHub failed to make (and
+    /// once at start); `"10m"`, `"1h"` or seconds.
+    #[serde(deserialize_with = "duration")]
+    pub catch_up_interval: Duration,
+    /// A catch-up pass stops when GitHub's remaining rate limit falls to
+    /// this, leaving the rest to prpr's other calls and to the next pass.
+    pub catch_up_rate_floor: u64,
 }
 
 impl Default for GithubConfig {
@@ -258,6 +278,14 @@ impl Default for GithubConfig {
             allow_sha1_signatures: false,
             api_url: "https://api.github.com".into(),
             token: None,
+            app_id: None,
+            app_private_key: None,
+            app_private_key_file: None,
+            repos: Vec::new(),
+            orgs: Vec::new(),
+            webhook_url: None,
+            catch_up_interval: Duration::from_secs(600),
+            catch_up_rate_floor: 200,
         }
     }
 }
@@ -498,6 +526,24 @@ pub fn load(path: Option<&Path>, env: &dyn Env) -> Loaded {
     if let Some(mf) = cfg.members_file.clone() {
         let (source, line) = origins.location("members_file");
         members::load_file(&mut cfg.notify.members, &mf, &source, line, &mut problems);
+    }
+    if cfg.github.app_private_key.is_none()
+        && let Some(kf) = cfg.github.app_private_key_file.clone()
+    {
+        match std::fs::read_to_string(&kf) {
+            Ok(pem) => cfg.github.app_private_key = Some(Secret::new(pem)),
+            Err(e) => {
+                let (source, line) = origins.location("github.app_private_key_file");
+                problems.push(Problem::error(
+                    &source,
+                    line,
+                    format!(
+                        "github.app_private_key_file: cannot read {}: {e}",
+                        kf.display()
+                    ),
+                ));
+            }
+        }
     }
     problems.extend(validate::blank_secrets(&mut cfg, &origins));
     problems.extend(validate::validate(&cfg, &origins));
