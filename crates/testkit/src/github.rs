@@ -533,6 +533,28 @@ impl GitHubDouble {
         self.add_delivery(hook, event, payload, 502, age)
     }
 
+    /// A redelivery of `original` made `age` ago (same GUID, `redelivery: true`),
+    /// as if someone had clicked "Redeliver".
+    pub fn add_redelivery(
+        &self,
+        original: &DeliveryRecord,
+        status_code: u16,
+        age: Duration,
+    ) -> DeliveryRecord {
+        let mut state = lock(&self.inner.shared.state);
+        state.next_delivery_id += 1;
+        let record = DeliveryRecord {
+            id: state.next_delivery_id,
+            delivered_at: now_secs().saturating_sub(age.as_secs()),
+            redelivery: true,
+            status: status_text(status_code),
+            status_code,
+            ..original.clone()
+        };
+        state.deliveries.push(record.clone());
+        record
+    }
+
     /// Every delivery stored, oldest first (redeliveries included).
     #[must_use]
     pub fn deliveries(&self) -> Vec<DeliveryRecord> {
