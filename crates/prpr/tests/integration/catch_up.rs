@@ -35,13 +35,15 @@ fn dms(slack: &SlackDouble, user: &str) -> usize {
 }
 
 /// `prpr catch-up ARGS` on `server`'s config and database, with a token.
-fn catch_up_cli(
+/// Async: the doubles run on this test's runtime, which must keep serving
+/// while the command runs.
+async fn catch_up_cli(
     server: &Server,
     gh: &GitHubDouble,
     webhook_url: &str,
     args: &[&str],
 ) -> (bool, String, String) {
-    let out = std::process::Command::new(crate::support::bin())
+    let out = tokio::process::Command::new(crate::support::bin())
         .arg("catch-up")
         .args(args)
         .arg("--config")
@@ -53,6 +55,7 @@ fn catch_up_cli(
         .env("PRPR_WEBHOOK_URL", webhook_url)
         .env("LOG_FORMAT", "json")
         .output()
+        .await
         .expect("run prpr catch-up");
     (
         out.status.success(),
@@ -119,7 +122,7 @@ async fn redelivers_exactly_the_missed_failed_deliveries() {
         1,
     );
 
-    let (ok_exit, stdout, stderr) = catch_up_cli(&server, &gh, &url, &["--since", "2h"]);
+    let (ok_exit, stdout, stderr) = catch_up_cli(&server, &gh, &url, &["--since", "2h"]).await;
     assert!(ok_exit, "{stdout}\n{stderr}");
     assert!(
         stdout.contains(&format!("{}  pull_request.review_requested", missed.guid)),
@@ -165,7 +168,7 @@ async fn redelivers_exactly_the_missed_failed_deliveries() {
     assert!(slack.posted().len() > posted_before);
 
     // A second pass finds nothing missing: the redelivery is stored now.
-    let (ok_exit, stdout, stderr) = catch_up_cli(&server, &gh, &url, &["--since", "2h"]);
+    let (ok_exit, stdout, stderr) = catch_up_cli(&server, &gh, &url, &["--since", "2h"]).await;
     assert!(ok_exit, "{stdout}\n{stderr}");
     assert!(stdout.contains("missing 0, redelivered 0"), "{stdout}");
     assert_eq!(gh.redelivery_requests().len(), 1);
@@ -173,7 +176,7 @@ async fn redelivers_exactly_the_missed_failed_deliveries() {
 
     // --dry-run lists without asking.
     let lost = gh.add_failed_delivery(&hook, "pull_request", &request("hubot", 7), min(1));
-    let (_, stdout, _) = catch_up_cli(&server, &gh, &url, &["--since", "1h", "--dry-run"]);
+    let (_, stdout, _) = catch_up_cli(&server, &gh, &url, &["--since", "1h", "--dry-run"]).await;
     assert!(
         stdout.contains(&format!("{}  pull_request.review_requested", lost.guid)),
         "{stdout}"
@@ -181,7 +184,7 @@ async fn redelivers_exactly_the_missed_failed_deliveries() {
     assert!(stdout.contains("would redeliver (dry run)"), "{stdout}");
     assert_eq!(gh.redelivery_requests().len(), 1);
     // A bad --since is a precise error.
-    let (ok_exit, _, stderr) = catch_up_cli(&server, &gh, &url, &["--since", "5d"]);
+    let (ok_exit, _, stderr) = catch_up_cli(&server, &gh, &url, &["--since", "5d"]).await;
     assert!(!ok_exit);
     assert!(
         stderr.contains("longer than GitHub keeps deliveries"),
@@ -211,8 +214,8 @@ async fn a_pass_stops_early_when_the_rate_limit_is_low() {
     }
     // 4 requests: the hooks, the deliveries, one redelivery; then 1 left = the floor.
     gh.set_rate_limit(4, Duration::from_secs(600));
-    let (ok_exit, stdout, stderr) = catch_up_cli(&server, &gh, &url, &["--since", "1h"]);
-    assert!(!ok_exit, "an incomplete pass exits 1:\n{stdout}\n{stderr}");
+    let (ok_exit, stdout, stderr) = catch_up_cli(&server, &gh, &url, &["--since", "1h"]).await;
+    assert!(!ok_exit, "an incomplete pass exits 1:\n{stdout}\n{stderr}\n{:?}", gh.requests());
     assert!(
         stdout.contains(
             "missing 5, redelivered 1, rate remaining 1; stopped early: GitHub rate limit low"
@@ -233,7 +236,7 @@ async fn a_pass_stops_early_when_the_rate_limit_is_low() {
     );
     // Exhausted outright (another client spent it): the pass ends at once.
     gh.set_rate_limit(0, Duration::from_secs(600));
-    let (ok_exit, stdout, _) = catch_up_cli(&server, &gh, &url, &["--since", "1h"]);
+    let (ok_exit, stdout, _) = catch_up_cli(&server, &gh, &url, &["--since", "1h"]).await;
     assert!(!ok_exit);
     assert!(
         stdout.contains("stopped early: GitHub rate limit exhausted"),
