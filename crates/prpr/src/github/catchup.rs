@@ -41,6 +41,10 @@ use crate::webhook_setup::EVENTS;
 pub const MAX_LOOKBACK: Duration = Duration::from_secs(3 * 86_400);
 /// A pass holds the lease this long at most (a crashed task's lease expires).
 const LEASE: Duration = Duration::from_secs(15 * 60);
+/// Each pass looks this much further back than where the last one started:
+/// GitHub's `delivered_at` has whole seconds, and its clock is not ours.
+/// What the overlap shows again is skipped (stored, or already successful).
+const OVERLAP: Duration = Duration::from_secs(60);
 /// Pages of deliveries read per hook and pass at most.
 const MAX_PAGES: usize = 50;
 
@@ -293,7 +297,7 @@ impl CatchUp {
         let oldest = now - MAX_LOOKBACK.as_millis() as i64;
         let since = match opts.since {
             Some(d) => now - d.as_millis() as i64,
-            None => checked_to,
+            None => checked_to - OVERLAP.as_millis() as i64,
         }
         .max(oldest);
         let result = self.pass_within(since, opts).await;

@@ -215,7 +215,11 @@ async fn a_pass_stops_early_when_the_rate_limit_is_low() {
     // 4 requests: the hooks, the deliveries, one redelivery; then 1 left = the floor.
     gh.set_rate_limit(4, Duration::from_secs(600));
     let (ok_exit, stdout, stderr) = catch_up_cli(&server, &gh, &url, &["--since", "1h"]).await;
-    assert!(!ok_exit, "an incomplete pass exits 1:\n{stdout}\n{stderr}\n{:?}", gh.requests());
+    assert!(
+        !ok_exit,
+        "an incomplete pass exits 1:\n{stdout}\n{stderr}\n{:?}",
+        gh.requests()
+    );
     assert!(
         stdout.contains(
             "missing 5, redelivered 1, rate remaining 1; stopped early: GitHub rate limit low"
@@ -270,7 +274,7 @@ async fn as_a_github_app_serve_catches_up_and_refreshes_expired_tokens() {
             id: repo_hook,
         },
         "pull_request",
-        &request("Codertocat", 22),
+        &request("hubot", 22),
         Duration::from_secs(600),
     );
     let dir = tempfile::tempdir().unwrap();
@@ -294,7 +298,7 @@ async fn as_a_github_app_serve_catches_up_and_refreshes_expired_tokens() {
     let server = Server::start(Some(&slack), launch).await;
     assert!(
         eventually(Duration::from_secs(20), || dms(&slack, "U0OCTOCAT1") == 1
-            && dms(&slack, "U0CODERTO1") == 1)
+            && dms(&slack, "U0HUBOT001") == 1)
         .await,
         "both missed deliveries reach Slack: {:#?}\n{}",
         slack.posted(),
@@ -331,4 +335,46 @@ async fn as_a_github_app_serve_catches_up_and_refreshes_expired_tokens() {
     let key_line = APP_PRIVATE_KEY_PEM.lines().nth(1).unwrap();
     assert!(!server.log().join("\n").contains(key_line));
     let _ = dir;
+}
+
+/// One pass at a time across tasks: the lease is exclusive until released
+/// or expired, on both engines.
+#[tokio::test]
+async fn the_catch_up_lease_is_exclusive_on_sqlite_and_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut urls = vec![format!(
+        "sqlite://{}",
+        dir.path().join("lease.db").display()
+    )];
+    let pg = crate::support::postgres_db().await;
+    if let Some(pg) = &pg {
+        urls.push(pg.url.clone());
+    }
+    for url in urls {
+        let a = prpr::store::Store::connect(&url).await.unwrap();
+        let b = prpr::store::Store::connect(&url).await.unwrap();
+        assert_eq!(a.catch_up_lease("a", 1_000, 61_000).await.unwrap(), Some(0));
+        assert_eq!(
+            b.catch_up_lease("b", 2_000, 62_000).await.unwrap(),
+            None,
+            "{url}"
+        );
+        a.catch_up_release("a", Some(1_000)).await.unwrap();
+        assert_eq!(
+            b.catch_up_lease("b", 3_000, 63_000).await.unwrap(),
+            Some(1_000)
+        );
+        // b dies holding it: once expired, a takes over; b's late release is void.
+        assert_eq!(
+            a.catch_up_lease("a", 63_001, 123_001).await.unwrap(),
+            Some(1_000)
+        );
+        b.catch_up_release("b", Some(99_999)).await.unwrap();
+        assert_eq!(b.catch_up_lease("b", 64_000, 124_000).await.unwrap(), None);
+        a.catch_up_release("a", None).await.unwrap();
+        assert_eq!(
+            b.catch_up_lease("b", 65_000, 125_000).await.unwrap(),
+            Some(1_000)
+        );
+    }
 }
