@@ -453,6 +453,17 @@ impl GitHubDouble {
         }
     }
 
+    /// Expires every installation token issued so far, as if an hour had
+    /// passed (or they were revoked): their next use gets 401.
+    pub fn expire_tokens(&self) {
+        if let Some(app) = lock(&self.inner.shared.state).app.as_mut() {
+            let now = now_secs();
+            for expiry in app.tokens.values_mut() {
+                *expiry = now;
+            }
+        }
+    }
+
     /// Installation tokens issued so far.
     #[must_use]
     pub fn tokens_issued(&self) -> u64 {

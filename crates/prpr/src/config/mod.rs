@@ -982,6 +982,114 @@ mod tests {
     }
 
     #[test]
+    fn github_app_and_catch_up_settings_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = write(
+            &dir,
+            "app.pem",
+            "-----BEGIN RSA PRIVATE KEY-----\nabc\n-----END RSA PRIVATE KEY-----\n",
+        );
+        let key = key.display().to_string();
+        let loaded = load(
+            None,
+            &[
+                ("GITHUB_APP_ID", "4242"),
+                ("GITHUB_APP_PRIVATE_KEY_FILE", key.as_str()),
+                ("PRPR_WEBHOOK_URL", "https://prpr.example.com/webhook"),
+                ("PRPR_CATCH_UP_INTERVAL", "5m"),
+            ],
+        );
+        assert!(loaded.problems.is_empty(), "{:?}", messages(&loaded));
+        let gh = &loaded.config.github;
+        assert_eq!(gh.app_id, Some(4242));
+        assert!(
+            gh.app_private_key
+                .as_ref()
+                .is_some_and(|k| k.expose().contains("abc"))
+        );
+        assert_eq!(gh.catch_up_interval, Duration::from_secs(300));
+
+        let msgs = messages(&load(
+            None,
+            &[
+                ("GITHUB_APP_ID", "my-app"),
+                ("PRPR_CATCH_UP_INTERVAL", "often"),
+                ("PRPR_WEBHOOK_URL", "prpr.example.com"),
+            ],
+        ));
+        assert!(msgs.contains(&"environment: error: GITHUB_APP_ID=\"my-app\" is not a GitHub App ID (a number, shown on the App's settings page)".to_string()), "{msgs:#?}");
+        assert!(
+            msgs.iter().any(|m| m.starts_with(
+                "environment: error: PRPR_CATCH_UP_INTERVAL=\"often\" is not a duration"
+            )),
+            "{msgs:#?}"
+        );
+        assert!(
+            msgs.contains(
+                &"environment: error: PRPR_WEBHOOK_URL=\"prpr.example.com\" is not an http(s) URL"
+                    .to_string()
+            ),
+            "{msgs:#?}"
+        );
+
+        // An ID without a key, a key that is no PEM (not echoed), a missing file.
+        let msgs = messages(&load(None, &[("GITHUB_APP_ID", "1")]));
+        assert!(
+            msgs.iter()
+                .any(|m| m.contains("GITHUB_APP_ID is set but the App's private key is not")),
+            "{msgs:#?}"
+        );
+        let msgs = messages(&load(
+            None,
+            &[
+                ("GITHUB_APP_ID", "1"),
+                ("GITHUB_APP_PRIVATE_KEY", "hunter2-secret"),
+            ],
+        ));
+        assert!(
+            msgs.iter()
+                .any(|m| m.contains("GITHUB_APP_PRIVATE_KEY is not a PEM")),
+            "{msgs:#?}"
+        );
+        assert!(!msgs.join("\n").contains("hunter2"), "{msgs:#?}");
+        let msgs = messages(&load(
+            None,
+            &[
+                ("GITHUB_APP_ID", "1"),
+                ("GITHUB_APP_PRIVATE_KEY_FILE", "/nonexistent/app.pem"),
+            ],
+        ));
+        assert!(
+            msgs.iter().any(|m| m.starts_with(
+                "environment: error: github.app_private_key_file: cannot read /nonexistent/app.pem"
+            )),
+            "{msgs:#?}"
+        );
+
+        let p = write(
+            &dir,
+            "c.toml",
+            "[github]\nrepos = [\"acme\", \"acme/app\"]\norgs = [\"a/b\"]\ntoken = \"ghp_x\"\n",
+        );
+        let msgs = messages(&load(Some(&p), &[("X", "")]));
+        assert!(
+            msgs.iter()
+                .any(|m| m.ends_with("github.repos: \"acme\" is not OWNER/REPO")),
+            "{msgs:#?}"
+        );
+        assert!(
+            msgs.iter()
+                .any(|m| m.ends_with("github.orgs: \"a/b\" is not an organization login")),
+            "{msgs:#?}"
+        );
+        assert!(
+            msgs.iter()
+                .any(|m| m.contains("catch-up needs github.webhook_url")),
+            "{msgs:#?}"
+        );
+    }
+
+    #[test]
     fn channel_delivery_needs_a_channel() {
         let loaded = load(None, &[("PRPR_DELIVERY", "channel")]);
         assert!(

@@ -331,6 +331,23 @@ async fn as_a_github_app_serve_catches_up_and_refreshes_expired_tokens() {
         2,
         "nothing redelivered twice"
     );
+    // A token GitHub no longer takes (expired early, revoked): the 401 makes
+    // prpr drop it and get a new one, and the pass goes on.
+    gh.set_token_lifetime(Duration::from_secs(3600));
+    let issued = gh.tokens_issued();
+    assert!(eventually(Duration::from_secs(10), || gh.tokens_issued() > issued).await);
+    let issued = gh.tokens_issued();
+    gh.expire_tokens();
+    let passes_before = server.log_events("catch-up pass").len();
+    assert!(
+        eventually(Duration::from_secs(10), || gh.tokens_issued() > issued
+            && server.log_events("catch-up pass").len() > passes_before + 1)
+        .await
+    );
+    let rejected = gh.requests().iter().filter(|r| r.2 == 401).count();
+    assert!(rejected >= 1, "{:?}", gh.requests());
+    let last = server.log_events("catch-up pass").pop().unwrap();
+    assert_eq!(last["hooks"], 2, "{last}");
     // The secret stays secret.
     let key_line = APP_PRIVATE_KEY_PEM.lines().nth(1).unwrap();
     assert!(!server.log().join("\n").contains(key_line));
