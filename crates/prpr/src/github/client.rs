@@ -604,6 +604,96 @@ mod tests {
         assert_eq!(next_link(r#"<https://a/x?page=1>; rel="prev""#), None);
     }
 
+    #[tokio::test]
+    async fn limits_and_errors_are_precise_and_carry_no_secret() {
+        use testkit::github::{GitHubDouble, GitHubFault};
+        let gh = GitHubDouble::start("ghp_s3cr3t").await;
+        gh.add_team("acme", "core", &["a", "b", "c"]);
+        let c = GitHubClient::new(
+            &gh.api_url(),
+            Credentials::Token(Secret::new("ghp_s3cr3t")),
+            Clock::system(),
+        )
+        .unwrap();
+        let who = As::Account("acme".into());
+        // Pagination follows Link; the rate limit is read.
+        let members: Vec<serde_json::Value> = c
+            .all("/orgs/acme/teams/core/members?per_page=2", &who, 10)
+            .await
+            .unwrap();
+        assert_eq!(members.len(), 3);
+        assert_eq!(c.rate_limit().remaining, Some(4998));
+        // A secondary limit asking for minutes ends the call at once.
+        gh.set_fault_for(
+            GitHubFault::SecondaryRateLimited {
+                retry_after_secs: 600,
+            },
+            1,
+        );
+        let e = c
+            .all::<serde_json::Value>("/orgs/acme/teams/core/members", &who, 1)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                GitHubError::SecondaryLimit {
+                    retry_after_secs: 600,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        // The primary limit exhausted: its reset time, no retry.
+        gh.set_fault_for(
+            GitHubFault::RateLimited {
+                retry_after_secs: 30,
+            },
+            1,
+        );
+        let e = c
+            .all::<serde_json::Value>("/orgs/acme/teams/core/members", &who, 1)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, GitHubError::RateLimited { reset } if reset > 0),
+            "{e}"
+        );
+        let e = c
+            .get::<serde_json::Value>("/orgs/acme/teams/nope/members", &who)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "GitHub: /orgs/acme/teams/nope/members not found (404), or the credentials may not read it (GitHub answers 404 for both)"
+        );
+        // App endpoints need an App.
+        let e = c
+            .get::<serde_json::Value>("/app/hook/config", &As::App)
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("needs GitHub App credentials"),
+            "{e}"
+        );
+        // A wrong token: 401 with GitHub's message, never the token.
+        let bad = GitHubClient::new(
+            &gh.api_url(),
+            Credentials::Token(Secret::new("ghp_wr0ng")),
+            Clock::system(),
+        )
+        .unwrap();
+        let e = bad
+            .get::<serde_json::Value>("/orgs/acme/hooks", &who)
+            .await
+            .unwrap_err();
+        let text = format!("{e} {e:?}");
+        assert!(
+            text.contains("401 Bad credentials") && !text.contains("wr0ng"),
+            "{text}"
+        );
+    }
+
     #[test]
     fn a_bad_key_is_named_without_its_content() {
         let err = GitHubClient::new(
