@@ -210,7 +210,23 @@ pub async fn run(
         sender_options(&cfg),
         clock.clone(),
     );
-    let updater_task = tokio::spawn(updater.run(stop_rx));
+    let updater_task = tokio::spawn(updater.run(stop_rx.clone()));
+    // Catch-up: off (said once) without GitHub credentials or a webhook URL;
+    // the bot serves either way.
+    let catch_up_task =
+        match crate::github::catchup::CatchUp::from_config(&cfg, store.clone(), clock.clone()) {
+            Ok(job) => {
+                tracing::info!(
+                    interval_secs = cfg.github.catch_up_interval.as_secs(),
+                    "catch-up on: redelivering failed GitHub deliveries prpr missed"
+                );
+                Some(tokio::spawn(job.run(stop_rx)))
+            }
+            Err(why) => {
+                tracing::info!(reason = %why, "catch-up off");
+                None
+            }
+        };
 
     let intake = Arc::new(Intake {
         store: store.clone(),
@@ -253,6 +269,10 @@ pub async fn run(
     }
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout_at(budget_end, updater_task).await;
+    if let Some(task) = catch_up_task {
+        // A pass stops between requests; a redelivery asked for is done.
+        let _ = tokio::time::timeout_at(budget_end, task).await;
+    }
     match tokio::time::timeout_at(budget_end, sender_task).await {
         Ok(_) => tracing::info!("shutdown complete"),
         Err(_) => tracing::warn!(

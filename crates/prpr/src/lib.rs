@@ -22,7 +22,9 @@
 //! idle timeouts, a connection cap). [`config`] holds settings and the
 //! GitHub→Slack member map; [`clock`] is the injected time; [`telemetry`] sets up
 //! JSON logs; [`webhook_setup`] registers the webhook on a repository
-//! (`prpr webhook`), the one place prpr calls the GitHub API.
+//! (`prpr webhook`); [`github::client`] is the GitHub REST client of the
+//! bot itself, used by [`github::catchup`] to have GitHub redeliver what
+//! prpr missed.
 
 pub mod app;
 pub mod clock;

@@ -3,8 +3,9 @@
 //! The Ruby prpr's `bin/webhook` did this. Here the hook whose `config.url` is
 //! URL is created, or updated if it exists, so running the command twice is
 //! harmless. It gets JSON payloads, the configured secret and the four events
-//! prpr acts on. This is the only place prpr calls the GitHub API, with
-//! `GITHUB_TOKEN` (a token allowed to administer the repository's hooks).
+//! prpr acts on. It calls the GitHub API with `GITHUB_TOKEN` (a token allowed
+//! to administer the repository's hooks); the bot's own calls (catch-up) go
+//! through [`crate::github::client`].
 
 use std::time::Duration;
 

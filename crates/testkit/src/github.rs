@@ -4,12 +4,28 @@
 //! with `per_page`/`page` and a `Link` header), with GitHub's auth errors, 404
 //! and 422 bodies, rate-limit headers and injectable faults.
 //!
+//! Webhook deliveries, for catch-up: organization hooks (`GET /orgs/{org}/hooks`),
+//! the App's hook (`/app/hook/…`), delivery lists (`GET …/deliveries`, newest
+//! first, `per_page` + `cursor` with a `Link: <…>; rel="next"` header) and
+//! redelivery (`POST …/deliveries/{id}/attempts` → 202), which really POSTs
+//! the stored payload, signed with the hook's secret, to the hook's URL and
+//! records the attempt as a new delivery with `redelivery: true`.
+//!
+//! GitHub App auth: with [`GitHubDouble::enable_app`], `/app/…` endpoints take
+//! only an RS256 JWT signed with [`APP_PRIVATE_KEY_PEM`] (checked as GitHub
+//! does: signature, `iss`, `exp` at most 10 minutes ahead, not expired), and
+//! `POST /app/installations/{id}/access_tokens` issues installation tokens
+//! that expire after a configurable lifetime. Team members
+//! (`GET /orgs/{org}/teams/{slug}/members`, paginated) come from
+//! [`GitHubDouble::add_team`]. The primary rate limit is a configurable budget
+//! ([`GitHubDouble::set_rate_limit`]).
+//!
 //! Repositories are private: a request without `Authorization` gets 404, as
 //! GitHub answers for a private repository it will not reveal.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::extract::State;
@@ -47,6 +63,88 @@ pub enum GitHubFault {
         /// Value of the `retry-after` header.
         retry_after_secs: u64,
     },
+    /// Secondary rate limit as GitHub most often answers it: HTTP 403 with
+    /// `retry-after: <secs>` and `x-ratelimit-remaining` above 0.
+    SecondaryForbidden {
+        /// Value of the `retry-after` header.
+        retry_after_secs: u64,
+    },
+}
+
+/// The private key of the test GitHub App (PKCS#1 PEM, as GitHub hands them
+/// out). The double verifies JWTs with its public half.
+pub const APP_PRIVATE_KEY_PEM: &str = include_str!("../keys/app-test-key.pem");
+const APP_PUBLIC_KEY_PEM: &str = include_str!("../keys/app-test-key.pub.pem");
+
+/// Which hook a delivery belongs to, as its API path names it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum HookRef {
+    /// `/repos/{repo}/hooks/{id}`; `repo` as `owner/name`.
+    Repo { repo: String, id: u64 },
+    /// `/orgs/{org}/hooks/{id}`.
+    Org { org: String, id: u64 },
+    /// `/app/hook`.
+    App,
+}
+
+/// One webhook delivery as the double stores it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveryRecord {
+    pub id: u64,
+    /// `X-GitHub-Delivery`; shared by a delivery and its redeliveries.
+    pub guid: String,
+    pub hook: HookRef,
+    /// Epoch seconds.
+    pub delivered_at: u64,
+    pub redelivery: bool,
+    /// `"OK"`, `"Invalid HTTP Response: 503"`, `"failed to connect to host"`.
+    pub status: String,
+    /// 0 when the host could not be reached.
+    pub status_code: u16,
+    pub event: String,
+    pub action: Option<String>,
+    /// The raw JSON body sent.
+    pub payload: String,
+}
+
+impl DeliveryRecord {
+    fn json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "guid": self.guid,
+            "delivered_at": rfc3339(self.delivered_at),
+            "redelivery": self.redelivery,
+            "duration": 0.05,
+            "status": self.status,
+            "status_code": self.status_code,
+            "event": self.event,
+            "action": self.action,
+            "installation_id": null,
+            "repository_id": null,
+            "throttled_at": null,
+        })
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` of epoch seconds (civil-from-days, proleptic Gregorian).
+fn rfc3339(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Handle to a running GitHub double. Cheap to clone.
@@ -71,8 +169,39 @@ struct GhState {
     repos: HashMap<String, Repo>,
     requests: Vec<(String, String, u16)>,
     fault: Option<GitHubFault>,
+    /// Requests the fault still applies to; `None`: until healed.
+    fault_left: Option<u32>,
     used: u64,
     next_hook_id: u64,
+    /// Lower-cased org → its hooks and teams.
+    orgs: HashMap<String, Org>,
+    app: Option<App>,
+    deliveries: Vec<DeliveryRecord>,
+    next_delivery_id: u64,
+    /// Delivery IDs whose redelivery was asked for, in order.
+    redelivery_requests: Vec<u64>,
+    /// The primary rate limit (`x-ratelimit-limit`); `None`: GitHub's 5000.
+    rate_limit: Option<u64>,
+    /// `x-ratelimit-reset` as epoch seconds; `None`: an hour from now.
+    rate_reset: Option<u64>,
+}
+
+#[derive(Default)]
+struct Org {
+    hooks: Vec<Hook>,
+    /// slug → member logins.
+    teams: HashMap<String, Vec<String>>,
+}
+
+struct App {
+    id: u64,
+    hook: Option<Hook>,
+    /// (installation id, account login).
+    installations: Vec<(u64, String)>,
+    token_lifetime: Duration,
+    /// Issued installation token → expiry (epoch seconds).
+    tokens: HashMap<String, u64>,
+    tokens_issued: u64,
 }
 
 struct Repo {
@@ -242,9 +371,242 @@ impl GitHubDouble {
             .unwrap_or_default()
     }
 
+    /// Like [`add_hook`](Self::add_hook), with the secret deliveries are signed with.
+    pub fn add_hook_with_secret(
+        &self,
+        repo: &str,
+        url: &str,
+        secret: &str,
+        events: &[&str],
+    ) -> u64 {
+        let id = self.add_hook(repo, url, events);
+        let mut state = lock(&self.inner.shared.state);
+        if let Some(h) = state
+            .repos
+            .get_mut(&repo.to_ascii_lowercase())
+            .and_then(|r| r.hooks.iter_mut().find(|h| h.id == id))
+        {
+            h.secret = Some(secret.to_owned());
+            h.content_type = "json".to_owned();
+        }
+        id
+    }
+
+    /// Adds an organization webhook (creating the org).
+    pub fn add_org_hook(&self, org: &str, url: &str, secret: &str, events: &[&str]) -> u64 {
+        let mut state = lock(&self.inner.shared.state);
+        state.next_hook_id += 1;
+        let id = state.next_hook_id;
+        state
+            .orgs
+            .entry(org.to_ascii_lowercase())
+            .or_default()
+            .hooks
+            .push(new_hook(id, url, secret, events));
+        id
+    }
+
+    /// Turns on GitHub App auth for app `app_id`: `/app/…` endpoints then take
+    /// a JWT signed with [`APP_PRIVATE_KEY_PEM`]. Installation tokens last an
+    /// hour unless [`set_token_lifetime`](Self::set_token_lifetime) says otherwise.
+    pub fn enable_app(&self, app_id: u64) {
+        lock(&self.inner.shared.state).app = Some(App {
+            id: app_id,
+            hook: None,
+            installations: Vec::new(),
+            token_lifetime: Duration::from_secs(3600),
+            tokens: HashMap::new(),
+            tokens_issued: 0,
+        });
+    }
+
+    /// Installs the App on `account` (a user or org login); returns the installation id.
+    ///
+    /// # Panics
+    /// If [`enable_app`](Self::enable_app) was not called (a test bug).
+    pub fn add_installation(&self, account: &str) -> u64 {
+        let mut state = lock(&self.inner.shared.state);
+        let Some(app) = state.app.as_mut() else {
+            panic!("github double: add_installation before enable_app");
+        };
+        let id = 1000 + app.installations.len() as u64 + 1;
+        app.installations.push((id, account.to_owned()));
+        id
+    }
+
+    /// The App's own webhook (`/app/hook`).
+    ///
+    /// # Panics
+    /// If [`enable_app`](Self::enable_app) was not called (a test bug).
+    pub fn set_app_hook(&self, url: &str, secret: &str, events: &[&str]) {
+        let mut state = lock(&self.inner.shared.state);
+        let Some(app) = state.app.as_mut() else {
+            panic!("github double: set_app_hook before enable_app");
+        };
+        app.hook = Some(new_hook(0, url, secret, events));
+    }
+
+    /// How long installation tokens issued from now on stay valid.
+    pub fn set_token_lifetime(&self, lifetime: Duration) {
+        if let Some(app) = lock(&self.inner.shared.state).app.as_mut() {
+            app.token_lifetime = lifetime;
+        }
+    }
+
+    /// Expires every installation token issued so far, as if an hour had
+    /// passed (or they were revoked): their next use gets 401.
+    pub fn expire_tokens(&self) {
+        if let Some(app) = lock(&self.inner.shared.state).app.as_mut() {
+            let now = now_secs();
+            for expiry in app.tokens.values_mut() {
+                *expiry = now;
+            }
+        }
+    }
+
+    /// Installation tokens issued so far.
+    #[must_use]
+    pub fn tokens_issued(&self) -> u64 {
+        lock(&self.inner.shared.state)
+            .app
+            .as_ref()
+            .map_or(0, |a| a.tokens_issued)
+    }
+
+    /// A team and its members (creating the org).
+    pub fn add_team(&self, org: &str, slug: &str, members: &[&str]) {
+        lock(&self.inner.shared.state)
+            .orgs
+            .entry(org.to_ascii_lowercase())
+            .or_default()
+            .teams
+            .insert(
+                slug.to_owned(),
+                members.iter().map(|m| (*m).to_owned()).collect(),
+            );
+    }
+
+    /// The primary rate limit from now on: `limit` requests until `reset_in`
+    /// passes (the count starts again at 0). Beyond it: 403, remaining 0.
+    pub fn set_rate_limit(&self, limit: u64, reset_in: Duration) {
+        let mut state = lock(&self.inner.shared.state);
+        state.rate_limit = Some(limit);
+        state.rate_reset = Some(now_secs() + reset_in.as_secs());
+        state.used = 0;
+    }
+
+    /// `fault` for the next `n` requests only, then normal again.
+    pub fn set_fault_for(&self, fault: GitHubFault, n: u32) {
+        let mut state = lock(&self.inner.shared.state);
+        state.fault = Some(fault);
+        state.fault_left = Some(n);
+    }
+
+    /// Records a delivery GitHub made to `hook`, as if it had happened
+    /// `age` ago: `status_code` 2xx is a success, anything else (0: could not
+    /// connect) a failure. Returns it (its `guid` is the `X-GitHub-Delivery`).
+    pub fn add_delivery(
+        &self,
+        hook: &HookRef,
+        event: &str,
+        payload: &Value,
+        status_code: u16,
+        age: Duration,
+    ) -> DeliveryRecord {
+        let mut state = lock(&self.inner.shared.state);
+        state.next_delivery_id += 1;
+        let id = state.next_delivery_id;
+        let record = DeliveryRecord {
+            id,
+            guid: format!("{:08x}-0000-4000-8000-{id:012x}", fastid(id)),
+            hook: hook.clone(),
+            delivered_at: now_secs().saturating_sub(age.as_secs()),
+            redelivery: false,
+            status: status_text(status_code),
+            status_code,
+            event: event.to_owned(),
+            action: payload["action"].as_str().map(str::to_owned),
+            payload: payload.to_string(),
+        };
+        state.deliveries.push(record.clone());
+        record
+    }
+
+    /// A delivery that never reached prpr (GitHub got a 502 from the load
+    /// balancer), `age` ago.
+    pub fn add_failed_delivery(
+        &self,
+        hook: &HookRef,
+        event: &str,
+        payload: &Value,
+        age: Duration,
+    ) -> DeliveryRecord {
+        self.add_delivery(hook, event, payload, 502, age)
+    }
+
+    /// A redelivery of `original` made `age` ago (same GUID, `redelivery: true`),
+    /// as if someone had clicked "Redeliver".
+    pub fn add_redelivery(
+        &self,
+        original: &DeliveryRecord,
+        status_code: u16,
+        age: Duration,
+    ) -> DeliveryRecord {
+        let mut state = lock(&self.inner.shared.state);
+        state.next_delivery_id += 1;
+        let record = DeliveryRecord {
+            id: state.next_delivery_id,
+            delivered_at: now_secs().saturating_sub(age.as_secs()),
+            redelivery: true,
+            status: status_text(status_code),
+            status_code,
+            ..original.clone()
+        };
+        state.deliveries.push(record.clone());
+        record
+    }
+
+    /// Every delivery stored, oldest first (redeliveries included).
+    #[must_use]
+    pub fn deliveries(&self) -> Vec<DeliveryRecord> {
+        lock(&self.inner.shared.state).deliveries.clone()
+    }
+
+    /// Delivery IDs whose redelivery was requested, in order.
+    #[must_use]
+    pub fn redelivery_requests(&self) -> Vec<u64> {
+        lock(&self.inner.shared.state).redelivery_requests.clone()
+    }
+
     /// Stops listening (connection refused afterwards).
     pub async fn shutdown(self) {
         self.inner.server.stop().await;
+    }
+}
+
+fn new_hook(id: u64, url: &str, secret: &str, events: &[&str]) -> Hook {
+    Hook {
+        id,
+        url: url.to_owned(),
+        content_type: "json".to_owned(),
+        secret: Some(secret.to_owned()),
+        insecure_ssl: "0".to_owned(),
+        events: events.iter().map(|e| (*e).to_owned()).collect(),
+        active: true,
+    }
+}
+
+/// Spreads sequential ids over the GUID's first field, so GUIDs do not all
+/// share a prefix.
+fn fastid(id: u64) -> u32 {
+    (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32
+}
+
+fn status_text(code: u16) -> String {
+    match code {
+        0 => "failed to connect to host".to_owned(),
+        200..=299 => "OK".to_owned(),
+        c => format!("Invalid HTTP Response: {c}"),
     }
 }
 
@@ -287,8 +649,19 @@ async fn handle(
     let path_and_query = uri
         .path_and_query()
         .map_or_else(|| uri.path().to_owned(), |pq| pq.as_str().to_owned());
-    let resp = respond(&shared, &method, uri.path(), uri.query(), &headers, &body);
-    lock(&shared.state).requests.push((
+    let mut resp = respond(&shared, &method, uri.path(), uri.query(), &headers, &body);
+    let mut state = lock(&shared.state);
+    // A configured budget shows in every answer, as GitHub's does.
+    if let Some(limit) = state.rate_limit
+        && resp.headers().get("x-ratelimit-limit").is_some()
+    {
+        let h = resp.headers_mut();
+        h.insert("x-ratelimit-limit", HeaderValue::from(limit));
+        if let Some(reset) = state.rate_reset {
+            h.insert("x-ratelimit-reset", HeaderValue::from(reset));
+        }
+    }
+    state.requests.push((
         method.as_str().to_owned(),
         path_and_query,
         resp.status().as_u16(),
@@ -296,8 +669,62 @@ async fn handle(
     resp
 }
 
+/// Who is calling, from `Authorization`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Caller {
+    Anonymous,
+    /// The configured token or an unexpired installation token.
+    Token,
+    /// A valid App JWT.
+    App,
+}
+
+#[derive(serde::Deserialize)]
+struct JwtClaims {
+    iss: Value,
+    exp: u64,
+}
+
+/// Checks an App JWT as GitHub does; `Err` is GitHub's 401 message.
+fn verify_jwt(token: &str, app_id: u64) -> Result<(), &'static str> {
+    use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
+    let key = DecodingKey::from_rsa_pem(APP_PUBLIC_KEY_PEM.as_bytes())
+        .map_err(|_| "A JSON web token could not be decoded")?;
+    let mut v = Validation::new(Algorithm::RS256);
+    v.set_required_spec_claims(&["exp", "iat", "iss"]);
+    v.leeway = 0;
+    v.validate_aud = false;
+    let data = decode::<JwtClaims>(token, &key, &v).map_err(|e| match e.kind() {
+        jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+            "'Expiration time' claim ('exp') must be a numeric value representing the future time at which the assertion expires"
+        }
+        _ => "A JSON web token could not be decoded",
+    })?;
+    if data.claims.exp > now_secs() + 600 {
+        return Err("'Expiration time' claim ('exp') is too far in the future");
+    }
+    let iss = match &data.claims.iss {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => String::new(),
+    };
+    if iss != app_id.to_string() {
+        return Err("'Issuer' claim ('iss') must be an Integer");
+    }
+    Ok(())
+}
+
+fn unauthorized(message: &str) -> Response {
+    gh_json(
+        StatusCode::UNAUTHORIZED,
+        &json!({"message": message, "documentation_url": DOCS, "status": "401"}),
+        RATE_LIMIT,
+        0,
+    )
+}
+
 fn respond(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     method: &Method,
     path: &str,
     query: Option<&str>,
@@ -305,6 +732,14 @@ fn respond(
     body: &[u8],
 ) -> Response {
     let mut state = lock(&shared.state);
+    match state.fault_left {
+        Some(0) => {
+            state.fault = None;
+            state.fault_left = None;
+        }
+        Some(n) => state.fault_left = Some(n - 1),
+        None => {}
+    }
     match state.fault.clone() {
         None | Some(GitHubFault::None) => {}
         Some(GitHubFault::Status(code)) => {
@@ -333,9 +768,17 @@ fn respond(
             );
             return resp;
         }
-        Some(GitHubFault::SecondaryRateLimited { retry_after_secs }) => {
+        Some(
+            f @ (GitHubFault::SecondaryRateLimited { retry_after_secs }
+            | GitHubFault::SecondaryForbidden { retry_after_secs }),
+        ) => {
+            let status = if matches!(f, GitHubFault::SecondaryForbidden { .. }) {
+                StatusCode::FORBIDDEN
+            } else {
+                StatusCode::TOO_MANY_REQUESTS
+            };
             let mut resp = gh_json(
-                StatusCode::TOO_MANY_REQUESTS,
+                status,
                 &json!({
                     "message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
                     "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits",
@@ -349,33 +792,88 @@ fn respond(
         }
     }
 
-    // Auth: `Bearer <t>` or `token <t>`; absent = anonymous.
+    // Auth: `Bearer <t>` or `token <t>`; absent = anonymous. A JWT is told
+    // apart by its shape (three dot-separated parts).
     let auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let authed = match auth {
-        None => false,
+    let caller = match auth {
+        None => Caller::Anonymous,
         Some(h) => {
             let token = h
                 .strip_prefix("Bearer ")
                 .or_else(|| h.strip_prefix("bearer "))
-                .or_else(|| h.strip_prefix("token "));
-            if token.map(str::trim) != Some(shared.token.as_str()) {
-                return gh_json(
-                    StatusCode::UNAUTHORIZED,
-                    &json!({"message": "Bad credentials", "documentation_url": DOCS, "status": "401"}),
-                    RATE_LIMIT,
-                    0,
-                );
+                .or_else(|| h.strip_prefix("token "))
+                .map(str::trim)
+                .unwrap_or_default();
+            let now = now_secs();
+            let installation = state
+                .app
+                .as_ref()
+                .and_then(|a| a.tokens.get(token).copied());
+            if token == shared.token {
+                Caller::Token
+            } else if let Some(expires) = installation {
+                if expires <= now {
+                    return unauthorized("Bad credentials");
+                }
+                Caller::Token
+            } else if let Some(app) = state.app.as_ref()
+                && token.split('.').count() == 3
+            {
+                if let Err(message) = verify_jwt(token, app.id) {
+                    return unauthorized(message);
+                }
+                Caller::App
+            } else {
+                return unauthorized("Bad credentials");
             }
-            true
         }
     };
+    let authed = caller == Caller::Token;
     state.used += 1;
     let used = state.used;
-    let remaining = RATE_LIMIT.saturating_sub(used);
+    let limit = state.rate_limit.unwrap_or(RATE_LIMIT);
+    if caller != Caller::Anonymous && used > limit {
+        let mut resp = gh_json(
+            StatusCode::FORBIDDEN,
+            &json!({
+                "message": format!("API rate limit exceeded for installation. If you reach out to GitHub Support for help, please include the request ID."),
+                "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api",
+            }),
+            0,
+            limit,
+        );
+        resp.headers_mut().insert(
+            "x-ratelimit-reset",
+            HeaderValue::from(state.rate_reset.unwrap_or(now_secs() + 3600)),
+        );
+        return resp;
+    }
+    let remaining = limit.saturating_sub(used);
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("127.0.0.1")
+        .to_owned();
+    let ctx = Ctx {
+        shared,
+        method,
+        path,
+        query,
+        host: &host,
+        remaining,
+        used,
+    };
+    if let Some(resp) = delivery_routes(&mut state, &ctx, caller) {
+        return resp;
+    }
+    if caller == Caller::App {
+        return unauthorized(
+            "A JSON web token cannot be used for this endpoint: use an installation token",
+        );
+    }
     let nf = |remaining, used| gh_json(StatusCode::NOT_FOUND, &not_found(), remaining, used);
-
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     if let ["repos", owner, name, "hooks", hook_rest @ ..] = segments.as_slice() {
         if !authed {
@@ -438,6 +936,347 @@ fn respond(
         }
         _ => nf(remaining, used),
     }
+}
+
+/// One request, for the delivery, App and team routes.
+struct Ctx<'a> {
+    shared: &'a Arc<Shared>,
+    method: &'a Method,
+    path: &'a str,
+    query: Option<&'a str>,
+    /// `Host` as the client sent it, for `Link` URLs.
+    host: &'a str,
+    remaining: u64,
+    used: u64,
+}
+
+impl Ctx<'_> {
+    fn ok(&self, status: StatusCode, body: &Value) -> Response {
+        gh_json(status, body, self.remaining, self.used)
+    }
+    fn nf(&self) -> Response {
+        self.ok(StatusCode::NOT_FOUND, &not_found())
+    }
+    fn param(&self, name: &str) -> Option<String> {
+        parse_form(self.query.unwrap_or(""))
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+    }
+    fn per_page(&self) -> Result<usize, Box<Response>> {
+        match self.param("per_page") {
+            None => Ok(30),
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if (1..=100).contains(&n) => Ok(n),
+                _ => Err(Box::new(self.ok(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    &json!({"message": "Validation Failed: per_page must be between 1 and 100", "documentation_url": DOCS, "status": "422"}),
+                ))),
+            },
+        }
+    }
+    /// `Link: <http://host/path?…>; rel="next"` on `resp`.
+    fn link_next(&self, resp: &mut Response, query: &str) {
+        let link = format!("<http://{}{}?{query}>; rel=\"next\"", self.host, self.path);
+        if let Ok(v) = HeaderValue::from_str(&link) {
+            resp.headers_mut().insert(header::LINK, v);
+        }
+    }
+}
+
+/// Routes of deliveries, org hooks, the App and teams; `None`: not one of them.
+fn delivery_routes(state: &mut GhState, ctx: &Ctx<'_>, caller: Caller) -> Option<Response> {
+    let segments: Vec<&str> = ctx.path.trim_start_matches('/').split('/').collect();
+    let get = ctx.method == Method::GET;
+    let post = ctx.method == Method::POST;
+    let need_token = |caller: Caller| match caller {
+        Caller::Token => None,
+        Caller::Anonymous => Some(ctx.nf()),
+        Caller::App => Some(unauthorized(
+            "A JSON web token cannot be used for this endpoint: use an installation token",
+        )),
+    };
+    let need_jwt = |caller: Caller| {
+        (caller != Caller::App).then(|| unauthorized("A JSON web token could not be decoded"))
+    };
+    Some(match segments.as_slice() {
+        ["repos", owner, name, "hooks", id, "deliveries", rest @ ..] => {
+            if let Some(r) = need_token(caller) {
+                return Some(r);
+            }
+            let repo = format!("{owner}/{name}").to_ascii_lowercase();
+            let Ok(id) = id.parse::<u64>() else {
+                return Some(ctx.nf());
+            };
+            let exists = state
+                .repos
+                .get(&repo)
+                .is_some_and(|r| r.hooks.iter().any(|h| h.id == id));
+            if !exists {
+                return Some(ctx.nf());
+            }
+            deliveries_api(state, ctx, &HookRef::Repo { repo, id }, rest)
+        }
+        ["orgs", org, "hooks"] if get => {
+            if let Some(r) = need_token(caller) {
+                return Some(r);
+            }
+            let Some(o) = state.orgs.get(&org.to_ascii_lowercase()) else {
+                return Some(ctx.nf());
+            };
+            let items: Vec<Value> = o
+                .hooks
+                .iter()
+                .map(|h| {
+                    let mut v = h.json(org);
+                    v["type"] = json!("Organization");
+                    v["url"] = json!(format!("https://api.github.com/orgs/{org}/hooks/{}", h.id));
+                    v
+                })
+                .collect();
+            ctx.ok(StatusCode::OK, &Value::Array(items))
+        }
+        ["orgs", org, "hooks", id, "deliveries", rest @ ..] => {
+            if let Some(r) = need_token(caller) {
+                return Some(r);
+            }
+            let org = org.to_ascii_lowercase();
+            let Ok(id) = id.parse::<u64>() else {
+                return Some(ctx.nf());
+            };
+            let exists = state
+                .orgs
+                .get(&org)
+                .is_some_and(|o| o.hooks.iter().any(|h| h.id == id));
+            if !exists {
+                return Some(ctx.nf());
+            }
+            deliveries_api(state, ctx, &HookRef::Org { org, id }, rest)
+        }
+        ["orgs", org, "teams", slug, "members"] if get => {
+            if let Some(r) = need_token(caller) {
+                return Some(r);
+            }
+            let Some(members) = state
+                .orgs
+                .get(&org.to_ascii_lowercase())
+                .and_then(|o| o.teams.get(*slug))
+            else {
+                return Some(ctx.nf());
+            };
+            let per_page = match ctx.per_page() {
+                Ok(n) => n,
+                Err(r) => return Some(*r),
+            };
+            let page = ctx
+                .param("page")
+                .and_then(|p| p.parse::<usize>().ok())
+                .unwrap_or(1)
+                .max(1);
+            let items: Vec<Value> = members
+                .iter()
+                .skip((page - 1) * per_page)
+                .take(per_page)
+                .map(|login| json!({"login": login, "id": 1, "type": "User", "site_admin": false}))
+                .collect();
+            let mut resp = ctx.ok(StatusCode::OK, &Value::Array(items));
+            if page * per_page < members.len() {
+                ctx.link_next(&mut resp, &format!("per_page={per_page}&page={}", page + 1));
+            }
+            resp
+        }
+        ["app", rest @ ..] => {
+            if let Some(r) = need_jwt(caller) {
+                return Some(r);
+            }
+            let Some(app) = state.app.as_mut() else {
+                return Some(ctx.nf());
+            };
+            match rest {
+                ["hook", "config"] if get => match &app.hook {
+                    Some(h) => ctx.ok(
+                        StatusCode::OK,
+                        &json!({"url": h.url, "content_type": h.content_type, "secret": "********", "insecure_ssl": h.insecure_ssl}),
+                    ),
+                    None => ctx.nf(),
+                },
+                ["hook", "deliveries", rest @ ..] => {
+                    if app.hook.is_none() {
+                        return Some(ctx.nf());
+                    }
+                    deliveries_api(state, ctx, &HookRef::App, rest)
+                }
+                ["installations"] if get => {
+                    let items: Vec<Value> = app
+                        .installations
+                        .iter()
+                        .map(|(id, account)| installation_json(*id, account, app.id))
+                        .collect();
+                    ctx.ok(StatusCode::OK, &Value::Array(items))
+                }
+                ["installations", id, "access_tokens"] if post => {
+                    let Some((id, _)) = app
+                        .installations
+                        .iter()
+                        .find(|(i, _)| id.parse::<u64>().ok() == Some(*i))
+                    else {
+                        return Some(ctx.nf());
+                    };
+                    app.tokens_issued += 1;
+                    let token = format!("ghs_{}_{id}_{:08}", app.id, app.tokens_issued);
+                    let expires = now_secs() + app.token_lifetime.as_secs();
+                    app.tokens.insert(token.clone(), expires);
+                    ctx.ok(
+                        StatusCode::CREATED,
+                        &json!({
+                            "token": token,
+                            "expires_at": rfc3339(expires),
+                            "permissions": {"pull_requests": "read", "members": "read", "repository_hooks": "write"},
+                            "repository_selection": "all",
+                        }),
+                    )
+                }
+                _ => ctx.nf(),
+            }
+        }
+        ["repos", owner, _name, "installation"] if get => {
+            if let Some(r) = need_jwt(caller) {
+                return Some(r);
+            }
+            let Some(app) = state.app.as_ref() else {
+                return Some(ctx.nf());
+            };
+            match app
+                .installations
+                .iter()
+                .find(|(_, a)| a.eq_ignore_ascii_case(owner))
+            {
+                Some((id, account)) => {
+                    ctx.ok(StatusCode::OK, &installation_json(*id, account, app.id))
+                }
+                None => ctx.nf(),
+            }
+        }
+        _ => return None,
+    })
+}
+
+fn installation_json(id: u64, account: &str, app_id: u64) -> Value {
+    json!({
+        "id": id,
+        "app_id": app_id,
+        "account": {"login": account, "id": 1, "type": "Organization"},
+        "target_type": "Organization",
+        "repository_selection": "all",
+        "access_tokens_url": format!("https://api.github.com/app/installations/{id}/access_tokens"),
+    })
+}
+
+/// `GET …/deliveries` (newest first, cursor pagination) and
+/// `POST …/deliveries/{id}/attempts`.
+fn deliveries_api(state: &mut GhState, ctx: &Ctx<'_>, hook: &HookRef, rest: &[&str]) -> Response {
+    match (ctx.method.as_str(), rest) {
+        ("GET", [] | [""]) => {
+            let per_page = match ctx.per_page() {
+                Ok(n) => n,
+                Err(r) => return *r,
+            };
+            let cursor = match ctx.param("cursor").filter(|c| !c.is_empty()) {
+                None => u64::MAX,
+                Some(c) => match c.parse::<u64>() {
+                    Ok(c) => c,
+                    Err(_) => {
+                        return ctx.ok(
+                            StatusCode::BAD_REQUEST,
+                            &json!({"message": "Invalid cursor", "documentation_url": DOCS, "status": "400"}),
+                        );
+                    }
+                },
+            };
+            let redelivery = ctx.param("redelivery").map(|v| v == "true");
+            let mut matching: Vec<&DeliveryRecord> = state
+                .deliveries
+                .iter()
+                .filter(|d| &d.hook == hook && d.id < cursor)
+                .filter(|d| redelivery.is_none_or(|r| d.redelivery == r))
+                .collect();
+            matching.sort_by_key(|d| std::cmp::Reverse(d.id));
+            let page: Vec<Value> = matching.iter().take(per_page).map(|d| d.json()).collect();
+            let mut resp = ctx.ok(StatusCode::OK, &Value::Array(page));
+            if matching.len() > per_page
+                && let Some(last) = matching.get(per_page - 1)
+            {
+                ctx.link_next(
+                    &mut resp,
+                    &format!("per_page={per_page}&cursor={}", last.id),
+                );
+            }
+            resp
+        }
+        ("POST", [id, "attempts"]) => {
+            let Some(original) = state
+                .deliveries
+                .iter()
+                .find(|d| &d.hook == hook && id.parse::<u64>().ok() == Some(d.id))
+                .cloned()
+            else {
+                return ctx.nf();
+            };
+            let target = match hook {
+                HookRef::Repo { repo, id } => state
+                    .repos
+                    .get(repo)
+                    .and_then(|r| r.hooks.iter().find(|h| h.id == *id)),
+                HookRef::Org { org, id } => state
+                    .orgs
+                    .get(org)
+                    .and_then(|o| o.hooks.iter().find(|h| h.id == *id)),
+                HookRef::App => state.app.as_ref().and_then(|a| a.hook.as_ref()),
+            };
+            let Some(target) = target.cloned() else {
+                return ctx.nf();
+            };
+            state.redelivery_requests.push(original.id);
+            tokio::spawn(attempt(Arc::clone(ctx.shared), target, original));
+            ctx.ok(StatusCode::ACCEPTED, &json!({}))
+        }
+        _ => ctx.nf(),
+    }
+}
+
+/// Sends `original`'s payload again to the hook, as GitHub's hookshot does,
+/// and records the attempt as a new delivery with the same GUID.
+async fn attempt(shared: Arc<Shared>, hook: Hook, original: DeliveryRecord) {
+    let body = original.payload.clone().into_bytes();
+    let mut req = reqwest::Client::new()
+        .post(&hook.url)
+        .timeout(Duration::from_secs(10))
+        .header("content-type", "application/json")
+        .header("user-agent", "GitHub-Hookshot/testkit")
+        .header("x-github-event", &original.event)
+        .header("x-github-delivery", &original.guid)
+        .header("x-github-hook-id", hook.id.to_string());
+    if let Some(secret) = &hook.secret {
+        req = req.header(
+            "x-hub-signature-256",
+            crate::sign::sha256_header(secret.as_bytes(), &body),
+        );
+    }
+    let status_code = match req.body(body).send().await {
+        Ok(resp) => resp.status().as_u16(),
+        Err(_) => 0,
+    };
+    let mut state = lock(&shared.state);
+    state.next_delivery_id += 1;
+    let id = state.next_delivery_id;
+    state.deliveries.push(DeliveryRecord {
+        id,
+        delivered_at: now_secs(),
+        redelivery: true,
+        status: status_text(status_code),
+        status_code,
+        ..original
+    });
 }
 
 fn repo_json(repo: &Repo) -> Value {
@@ -713,6 +1552,14 @@ mod tests {
         assert!(b.ends_with('\n'));
         let joined: String = lines.concat();
         assert_eq!(B64.decode(joined).unwrap(), s.as_bytes());
+    }
+
+    #[test]
+    fn rfc3339_of_epoch_seconds() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        // `date -u -d @1796212800`
+        assert_eq!(rfc3339(1_796_212_800), "2026-12-02T12:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! The `prpr` command line, one module per command: `serve`, `replay`,
-//! `webhook`, `outbox`, `config`, `route`.
+//! `webhook`, `outbox`, `config`, `route`, `catch-up`.
 //!
 //! Exit codes: 0 done; 1 a failure (bad configuration, a message that could
 //! not be sent, a rejected API call); 2 bad input on the command line (an
 //! unreadable or invalid payload, missing credentials).
 
+mod catch_up;
 mod config;
 mod outbox;
 mod replay;
@@ -47,6 +48,7 @@ enum Command {
     Outbox(outbox::Outbox),
     Config(config::ConfigCmd),
     Route(route::RouteCmd),
+    CatchUp(catch_up::CatchUpCmd),
 }
 
 pub fn main() -> ExitCode {
@@ -69,6 +71,7 @@ pub fn main() -> ExitCode {
             Command::Outbox(c) => c.run().await,
             Command::Config(c) => Ok(c.run()),
             Command::Route(c) => Ok(c.run()),
+            Command::CatchUp(c) => c.run().await,
         }
     });
     match result {

@@ -16,6 +16,14 @@ use super::{ConfigArg, load_config};
 /// and GITHUB_WEBHOOK_SECRET (the hook signs deliveries with it). Run again
 /// with a new secret to rotate it: the same hook is updated, not duplicated.
 /// GitHub Enterprise: set GITHUB_API_URL or GITHUB_HOST.
+///
+/// As a GitHub App instead (GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY, used by
+/// catch-up), the App needs these permissions: Pull requests: read; Members:
+/// read (organization, for team members); Webhooks: read & write (repository,
+/// and organization for org hooks) so catch-up can list and redeliver
+/// deliveries. Subscribe it to the events Pull request, Pull request review,
+/// Pull request review comment and Issue comment, with the App's webhook URL
+/// pointing at prpr and its secret = GITHUB_WEBHOOK_SECRET.
 #[derive(Args)]
 #[command(after_help = env_help())]
 pub(crate) struct Webhook {

@@ -109,6 +109,59 @@ pub const OVERRIDES: &[Override] = &[
         },
     },
     Override {
+        var: "GITHUB_APP_ID",
+        aliases: &[],
+        setting: "github.app_id",
+        secret: false,
+        set: |c, _, v| {
+            c.github.app_id = Some(v.trim().parse().map_err(
+                |_| " is not a GitHub App ID (a number, shown on the App's settings page)",
+            )?);
+            Ok(())
+        },
+    },
+    Override {
+        var: "GITHUB_APP_PRIVATE_KEY",
+        aliases: &[],
+        setting: "github.app_private_key",
+        secret: true,
+        set: |c, _, v| {
+            c.github.app_private_key = Some(Secret::new(v));
+            Ok(())
+        },
+    },
+    Override {
+        var: "GITHUB_APP_PRIVATE_KEY_FILE",
+        aliases: &[],
+        setting: "github.app_private_key_file",
+        secret: false,
+        set: |c, _, v| {
+            c.github.app_private_key_file = Some(PathBuf::from(v));
+            Ok(())
+        },
+    },
+    Override {
+        var: "PRPR_WEBHOOK_URL",
+        aliases: &[],
+        setting: "github.webhook_url",
+        secret: false,
+        set: |c, _, v| {
+            c.github.webhook_url = Some(v);
+            Ok(())
+        },
+    },
+    Override {
+        var: "PRPR_CATCH_UP_INTERVAL",
+        aliases: &[],
+        setting: "github.catch_up_interval",
+        secret: false,
+        set: |c, _, v| {
+            c.github.catch_up_interval = super::parse_duration(&v)
+                .map_err(|_| " is not a duration (e.g. \"10m\", \"90s\", \"1h\")")?;
+            Ok(())
+        },
+    },
+    Override {
         var: "SLACK_BOT_TOKEN",
         aliases: &[],
         setting: "slack.bot_token",

@@ -249,6 +249,26 @@ pub struct GithubConfig {
     pub allow_sha1_signatures: bool,
     pub api_url: String,
     pub token: Option<Secret>,
+    /// GitHub App mode: the App's ID. With a private key it replaces the
+    /// token (installation tokens are made from it).
+    pub app_id: Option<u64>,
+    /// The App's private key (PEM). Prefer the environment or a file.
+    pub app_private_key: Option<Secret>,
+    /// A file holding the App's private key (PEM), read at start.
+    pub app_private_key_file: Option<PathBuf>,
+    /// Repositories (`owner/name`) whose webhooks catch-up checks.
+    pub repos: Vec<String>,
+    /// Organizations whose webhooks catch-up checks.
+    pub orgs: Vec<String>,
+    /// prpr's public webhook URL: catch-up checks only the hooks pointing here.
+    pub webhook_url: Option<String>,
+    /// How often catch-up looks for deliveries GitHub failed to make (and
+    /// once at start); `"10m"`, `"1h"` or seconds.
+    #[serde(deserialize_with = "duration")]
+    pub catch_up_interval: Duration,
+    /// A catch-up pass stops when GitHub's remaining rate limit falls to
+    /// this, leaving the rest to prpr's other calls and to the next pass.
+    pub catch_up_rate_floor: u64,
 }
 
 impl Default for GithubConfig {
@@ -258,6 +278,14 @@ impl Default for GithubConfig {
             allow_sha1_signatures: false,
             api_url: "https://api.github.com".into(),
             token: None,
+            app_id: None,
+            app_private_key: None,
+            app_private_key_file: None,
+            repos: Vec::new(),
+            orgs: Vec::new(),
+            webhook_url: None,
+            catch_up_interval: Duration::from_secs(600),
+            catch_up_rate_floor: 200,
         }
     }
 }
@@ -550,6 +578,24 @@ pub fn load(path: Option<&Path>, env: &dyn Env) -> Loaded {
     if let Some(mf) = cfg.members_file.clone() {
         let (source, line) = origins.location("members_file");
         members::load_file(&mut cfg.notify.members, &mf, &source, line, &mut problems);
+    }
+    if cfg.github.app_private_key.is_none()
+        && let Some(kf) = cfg.github.app_private_key_file.clone()
+    {
+        match std::fs::read_to_string(&kf) {
+            Ok(pem) => cfg.github.app_private_key = Some(Secret::new(pem)),
+            Err(e) => {
+                let (source, line) = origins.location("github.app_private_key_file");
+                problems.push(Problem::error(
+                    &source,
+                    line,
+                    format!(
+                        "github.app_private_key_file: cannot read {}: {e}",
+                        kf.display()
+                    ),
+                ));
+            }
+        }
     }
     problems.extend(validate::blank_secrets(&mut cfg, &origins));
     problems.extend(validate::validate(&cfg, &origins));
@@ -1020,6 +1066,114 @@ mod tests {
         assert_eq!(
             messages(&loaded),
             vec!["environment: warning: SECRET_TOKEN is empty: treated as not set; signatures cannot be checked, so `prpr serve` refuses to start unless given --insecure-accept-unsigned".to_string()]
+        );
+    }
+
+    #[test]
+    fn github_app_and_catch_up_settings_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = write(
+            &dir,
+            "app.pem",
+            "-----BEGIN RSA PRIVATE KEY-----\nabc\n-----END RSA PRIVATE KEY-----\n",
+        );
+        let key = key.display().to_string();
+        let loaded = load(
+            None,
+            &[
+                ("GITHUB_APP_ID", "4242"),
+                ("GITHUB_APP_PRIVATE_KEY_FILE", key.as_str()),
+                ("PRPR_WEBHOOK_URL", "https://prpr.example.com/webhook"),
+                ("PRPR_CATCH_UP_INTERVAL", "5m"),
+            ],
+        );
+        assert!(loaded.problems.is_empty(), "{:?}", messages(&loaded));
+        let gh = &loaded.config.github;
+        assert_eq!(gh.app_id, Some(4242));
+        assert!(
+            gh.app_private_key
+                .as_ref()
+                .is_some_and(|k| k.expose().contains("abc"))
+        );
+        assert_eq!(gh.catch_up_interval, Duration::from_secs(300));
+
+        let msgs = messages(&load(
+            None,
+            &[
+                ("GITHUB_APP_ID", "my-app"),
+                ("PRPR_CATCH_UP_INTERVAL", "often"),
+                ("PRPR_WEBHOOK_URL", "prpr.example.com"),
+            ],
+        ));
+        assert!(msgs.contains(&"environment: error: GITHUB_APP_ID=\"my-app\" is not a GitHub App ID (a number, shown on the App's settings page)".to_string()), "{msgs:#?}");
+        assert!(
+            msgs.iter().any(|m| m.starts_with(
+                "environment: error: PRPR_CATCH_UP_INTERVAL=\"often\" is not a duration"
+            )),
+            "{msgs:#?}"
+        );
+        assert!(
+            msgs.contains(
+                &"environment: error: PRPR_WEBHOOK_URL=\"prpr.example.com\" is not an http(s) URL"
+                    .to_string()
+            ),
+            "{msgs:#?}"
+        );
+
+        // An ID without a key, a key that is no PEM (not echoed), a missing file.
+        let msgs = messages(&load(None, &[("GITHUB_APP_ID", "1")]));
+        assert!(
+            msgs.iter()
+                .any(|m| m.contains("GITHUB_APP_ID is set but the App's private key is not")),
+            "{msgs:#?}"
+        );
+        let msgs = messages(&load(
+            None,
+            &[
+                ("GITHUB_APP_ID", "1"),
+                ("GITHUB_APP_PRIVATE_KEY", "hunter2-secret"),
+            ],
+        ));
+        assert!(
+            msgs.iter()
+                .any(|m| m.contains("GITHUB_APP_PRIVATE_KEY is not a PEM")),
+            "{msgs:#?}"
+        );
+        assert!(!msgs.join("\n").contains("hunter2"), "{msgs:#?}");
+        let msgs = messages(&load(
+            None,
+            &[
+                ("GITHUB_APP_ID", "1"),
+                ("GITHUB_APP_PRIVATE_KEY_FILE", "/nonexistent/app.pem"),
+            ],
+        ));
+        assert!(
+            msgs.iter().any(|m| m.starts_with(
+                "environment: error: github.app_private_key_file: cannot read /nonexistent/app.pem"
+            )),
+            "{msgs:#?}"
+        );
+
+        let p = write(
+            &dir,
+            "c.toml",
+            "[github]\nrepos = [\"acme\", \"acme/app\"]\norgs = [\"a/b\"]\ntoken = \"ghp_x\"\n",
+        );
+        let msgs = messages(&load(Some(&p), &[("X", "")]));
+        assert!(
+            msgs.iter()
+                .any(|m| m.ends_with("github.repos: \"acme\" is not OWNER/REPO")),
+            "{msgs:#?}"
+        );
+        assert!(
+            msgs.iter()
+                .any(|m| m.ends_with("github.orgs: \"a/b\" is not an organization login")),
+            "{msgs:#?}"
+        );
+        assert!(
+            msgs.iter()
+                .any(|m| m.contains("catch-up needs github.webhook_url")),
+            "{msgs:#?}"
         );
     }
 

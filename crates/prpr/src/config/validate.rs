@@ -83,6 +83,11 @@ pub(crate) fn blank_secrets(cfg: &mut Config, at: &Origins) -> Vec<Problem> {
         ),
         ("github.token", &mut cfg.github.token, "no token is used"),
         (
+            "github.app_private_key",
+            &mut cfg.github.app_private_key,
+            "GitHub App mode is off",
+        ),
+        (
             "slack.bot_token",
             &mut cfg.slack.bot_token,
             "messages are printed to stdout instead of sent",
@@ -240,6 +245,80 @@ pub(crate) fn validate(cfg: &Config, at: &Origins) -> Vec<Problem> {
                 format!("{} is not an http(s) URL", at.assignment(setting, url)),
             ));
         }
+    }
+    let gh = &cfg.github;
+    match (gh.app_id, &gh.app_private_key) {
+        (Some(_), None) => problems.push(at.error(
+            "github.app_id",
+            format!(
+                "{} is set but the App's private key is not: set GITHUB_APP_PRIVATE_KEY (the PEM) or GITHUB_APP_PRIVATE_KEY_FILE",
+                at.name("github.app_id")
+            ),
+        )),
+        (None, Some(_)) => problems.push(at.error(
+            "github.app_private_key",
+            "the GitHub App's private key is set but github.app_id (GITHUB_APP_ID) is not".into(),
+        )),
+        (Some(_), Some(key)) if !key.expose().contains("-----BEGIN") => {
+            problems.push(at.error(
+                "github.app_private_key",
+                format!(
+                    "{} is not a PEM (it should start with -----BEGIN RSA PRIVATE KEY-----; the value is not shown)",
+                    at.name("github.app_private_key")
+                ),
+            ));
+        }
+        _ => {}
+    }
+    for repo in &gh.repos {
+        let ok = repo.split_once('/').is_some_and(|(o, n)| {
+            !o.is_empty()
+                && !n.is_empty()
+                && !n.contains('/')
+                && !repo.contains(char::is_whitespace)
+        });
+        if !ok {
+            problems.push(at.error(
+                "github.repos",
+                format!("github.repos: {repo:?} is not OWNER/REPO"),
+            ));
+        }
+    }
+    for org in &gh.orgs {
+        if org.is_empty() || org.contains(['/', ' ']) {
+            problems.push(at.error(
+                "github.orgs",
+                format!("github.orgs: {org:?} is not an organization login"),
+            ));
+        }
+    }
+    if let Some(url) = &gh.webhook_url
+        && !(url.starts_with("https://") || url.starts_with("http://"))
+    {
+        problems.push(at.error(
+            "github.webhook_url",
+            format!(
+                "{} is not an http(s) URL",
+                at.assignment("github.webhook_url", url)
+            ),
+        ));
+    }
+    if gh.catch_up_interval < std::time::Duration::from_secs(1) {
+        problems.push(at.error(
+            "github.catch_up_interval",
+            "github.catch_up_interval must be at least 1 s".into(),
+        ));
+    }
+    let credentials = gh.token.is_some() || (gh.app_id.is_some() && gh.app_private_key.is_some());
+    if credentials
+        && gh.webhook_url.is_none()
+        && (!gh.repos.is_empty() || !gh.orgs.is_empty() || gh.app_id.is_some())
+    {
+        problems.push(Problem::warning(
+            "config",
+            None,
+            "catch-up needs github.webhook_url (PRPR_WEBHOOK_URL), prpr's public webhook URL, to know which hooks are prpr's: it is off".into(),
+        ));
     }
     let db = &cfg.database.url;
     if !(db.starts_with("sqlite:")

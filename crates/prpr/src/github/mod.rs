@@ -7,6 +7,8 @@
 //! need is rejected with the JSON path of the problem (`pull_request.user.login:
 //! missing field`), which is what a person debugging a webhook wants to read.
 
+pub mod catchup;
+pub mod client;
 pub mod mentions;
 
 use serde::Deserialize;

@@ -40,7 +40,10 @@ pub fn apply(d: &mut Decision, event: &Event, state: &PrState, card: &Card, cfg:
     if let Err(why) = route::filter(&cfg.filters, &facts) {
         let before = d.notifications.len();
         d.notifications.retain(|n| n.notice.pr().is_none());
-        if before > d.notifications.len() {
+        // Said only when the filter silenced something, or nothing else
+        // explains the silence: a draft already skipped by its rule needs no
+        // second reason.
+        if before > d.notifications.len() || (d.notifications.is_empty() && d.skipped.is_empty()) {
             d.skipped.push(format!("filtered out: {why}"));
         }
         return;

@@ -675,3 +675,68 @@ impl Store {
         })
     }
 }
+
+/// Catch-up's bookkeeping: the lease that makes one pass at a time across
+/// tasks, and where the last complete pass got to.
+impl Store {
+    /// Takes the catch-up lease for `owner` until `until_ms` unless another
+    /// owner holds an unexpired one. `Some(checked_to)` (unix ms, 0 before the
+    /// first pass) when taken.
+    pub async fn catch_up_lease(
+        &self,
+        owner: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        self.check_file()?;
+        let _guard = self.write_guard().await;
+        with_pool!(self, p => {
+            let row = sqlx::query(
+                "INSERT INTO catch_up (id, lease_owner, lease_until, checked_to) VALUES ('deliveries', $1, $2, 0) \
+                 ON CONFLICT (id) DO UPDATE SET lease_owner = excluded.lease_owner, lease_until = excluded.lease_until \
+                 WHERE catch_up.lease_until < $3 OR catch_up.lease_owner = $1 \
+                 RETURNING checked_to",
+            )
+            .bind(owner)
+            .bind(until_ms)
+            .bind(now_ms)
+            .fetch_optional(p)
+            .await?;
+            match row {
+                Some(r) => Ok(Some(r.try_get("checked_to")?)),
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// Releases the lease; a complete pass also records how far it checked.
+    pub async fn catch_up_release(
+        &self,
+        owner: &str,
+        checked_to: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let _guard = self.write_guard().await;
+        with_pool!(self, p => {
+            sqlx::query(
+                "UPDATE catch_up SET lease_until = 0, checked_to = COALESCE($2, checked_to) \
+                 WHERE id = 'deliveries' AND lease_owner = $1",
+            )
+            .bind(owner)
+            .bind(checked_to)
+            .execute(p)
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// Has a delivery with this `X-GitHub-Delivery` been stored?
+    pub async fn has_delivery(&self, id: &str) -> Result<bool, StoreError> {
+        with_pool!(self, p => {
+            Ok(sqlx::query("SELECT 1 AS one FROM deliveries WHERE id = $1")
+                .bind(id)
+                .fetch_optional(p)
+                .await?
+                .is_some())
+        })
+    }
+}
