@@ -210,7 +210,16 @@ pub async fn run(
         sender_options(&cfg),
         clock.clone(),
     );
-    let updater_task = tokio::spawn(updater.run(stop_rx));
+    let updater_task = tokio::spawn(updater.run(stop_rx.clone()));
+    let scheduler_task = crate::reminders::Scheduler::has_work(&cfg).then(|| {
+        let scheduler = crate::reminders::Scheduler::new(
+            store.clone(),
+            Arc::new(cfg.clone()),
+            clock.clone(),
+            wake.clone(),
+        );
+        tokio::spawn(scheduler.run(stop_rx))
+    });
 
     let intake = Arc::new(Intake {
         store: store.clone(),
@@ -252,6 +261,9 @@ pub async fn run(
     }
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout_at(budget_end, updater_task).await;
+    if let Some(task) = scheduler_task {
+        let _ = tokio::time::timeout_at(budget_end, task).await;
+    }
     match tokio::time::timeout_at(budget_end, sender_task).await {
         Ok(_) => tracing::info!("shutdown complete"),
         Err(_) => tracing::warn!(
