@@ -233,6 +233,7 @@ pub async fn run(
             cfg.server.max_concurrent_requests,
         ),
         health: intake::Health::new(Duration::from_secs(cfg.store.unhealthy_after_secs)),
+        commands: intake::commands::Commands::from_config(Arc::new(cfg.clone())).map(Arc::new),
     });
     let (signal_tx, signal_rx) = tokio::sync::oneshot::channel::<()>();
     let limits = server_limits(&cfg);

@@ -1,5 +1,5 @@
 //! The `prpr` command line, one module per command: `serve`, `replay`,
-//! `webhook`, `outbox`, `config`, `route`.
+//! `webhook`, `outbox`, `config`, `route`, `reminders`.
 //!
 //! Exit codes: 0 done; 1 a failure (bad configuration, a message that could
 //! not be sent, a rejected API call); 2 bad input on the command line (an
@@ -7,6 +7,7 @@
 
 mod config;
 mod outbox;
+mod reminders;
 mod replay;
 mod route;
 mod serve;
@@ -47,6 +48,7 @@ enum Command {
     Outbox(outbox::Outbox),
     Config(config::ConfigCmd),
     Route(route::RouteCmd),
+    Reminders(reminders::RemindersCmd),
 }
 
 pub fn main() -> ExitCode {
@@ -69,6 +71,7 @@ pub fn main() -> ExitCode {
             Command::Outbox(c) => c.run().await,
             Command::Config(c) => Ok(c.run()),
             Command::Route(c) => Ok(c.run()),
+            Command::Reminders(c) => c.run().await,
         }
     });
     match result {
