@@ -40,7 +40,7 @@ pub fn apply(d: &mut Decision, event: &Event, state: &PrState, card: &Card, cfg:
     if let Err(why) = route::filter(&cfg.filters, &facts) {
         let before = d.notifications.len();
         d.notifications.retain(|n| n.notice.pr().is_none());
-        if before > d.notifications.len() || d.notifications.is_empty() {
+        if before > d.notifications.len() {
             d.skipped.push(format!("filtered out: {why}"));
         }
         return;
