@@ -943,4 +943,56 @@ mod tests {
         );
         assert!(m.text.starts_with("<@U1 !channel> "), "{}", m.text);
     }
+
+    /// A reminder page as people see it, pinned: header, repository,
+    /// one line per PR (escaped title, age, who it waits for, approvals),
+    /// footer with the page.
+    #[test]
+    fn a_digest_page_renders_as_pinned() {
+        use crate::notice::{DigestPr, DigestRepo};
+        let d = Digest {
+            title: "Pull requests waiting for review · backend".into(),
+            page: 2,
+            pages: 3,
+            total: 101,
+            repos: vec![DigestRepo {
+                repo: "acme/app".into(),
+                continued: true,
+                prs: vec![DigestPr {
+                    pr: Pr {
+                        title: "Fix <!channel> & co".into(),
+                        ..pr(PR_URL)
+                    },
+                    draft: true,
+                    age_secs: Some(3 * 86_400 + 5),
+                    waiting: vec![
+                        Address::User {
+                            id: "U0ALICE01".into(),
+                        },
+                        Address::Group {
+                            id: "S0BACKEND1".into(),
+                        },
+                        Address::Name { name: "zed".into() },
+                    ],
+                    approvals: 1,
+                    changes_requested: 2,
+                }],
+            }],
+        };
+        let m = digest(&d);
+        assert_eq!(
+            m.text,
+            "*Pull requests waiting for review · backend*\n*acme/app* (continued)\n<https://github.com/acme/app/pull/42|#42> *Fix &lt;!channel&gt; &amp; co* · by @carol · draft · 3d old · waiting for <@U0ALICE01>, <!subteam^S0BACKEND1>, @zed · :white_check_mark: 1 approval · :warning: 2 change requests\n101 pull requests · message 2 of 3"
+        );
+        let blocks = m.blocks.as_array().unwrap();
+        assert_eq!(
+            blocks.len(),
+            DIGEST_FIXED_BLOCKS + DIGEST_REPO_BLOCKS + DIGEST_PR_BLOCKS
+        );
+        assert_eq!(
+            blocks[0]["text"]["text"],
+            "Pull requests waiting for review · backend (2/3)"
+        );
+        assert_eq!(render(&Address::Nobody, &Notice::Digest(d.clone())), m);
+    }
 }
