@@ -26,6 +26,10 @@
 //!   being handled (the mention scan runs before the store's write lock, so
 //!   they do not queue behind it).
 //!
+//! * **reminders-digest** — in process, no binaries: a scheduled digest of
+//!   300 open PRs over 12 repositories built from their cards (filters,
+//!   grouping, paging) and rendered to Block Kit, median and max of runs.
+//!
 //! `--smoke` runs each part briefly and checks only that it works.
 
 use std::collections::{BTreeMap, HashSet};
@@ -99,7 +103,8 @@ struct Args {
     /// prpr's per-channel burst for the burst run (default: prpr's default, 3).
     #[arg(long, default_value_t = 3)]
     burst_send_burst: u32,
-    /// Only these parts (comma-separated): intake1, intakeall, startup, e2e, burst, drain, storm.
+    /// Only these parts (comma-separated): intake1, intakeall, startup, e2e,
+    /// burst, drain, storm, reminders-digest.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Also write the figures as JSON here.
@@ -139,7 +144,13 @@ fn run_all() -> Result<()> {
             .unwrap_or_else(|| Path::new("."))
             .join("slack-double")
     });
+    let needs_binaries = ["intake1", "intakeall", "startup", "e2e", "burst"]
+        .iter()
+        .any(|p| args.wants(p));
     for (what, p) in [("prpr", &prpr), ("slack-double", &double)] {
+        if !needs_binaries {
+            break;
+        }
         ensure!(
             p.is_file(),
             "{what} binary not found at {} (build it: cargo build --release -p prpr -p testkit; or pass --{what} PATH)",
@@ -190,6 +201,7 @@ fn run_all() -> Result<()> {
     run("burst", &|| burst(&env, &args));
     run("drain", &|| drain(&env, &args));
     run("storm", &|| storm(&env));
+    run("reminders-digest", &|| reminders_digest(&args));
     set_own_affinity(&env, None);
 
     if let Some(path) = &args.json {
@@ -1433,4 +1445,101 @@ fn storm(env: &Env) -> Result<Value> {
     Ok(
         json!({"storm_ms": storm_ms, "small_worst_ms": worst, "small_ms": small_ms, "load": loadavg()}),
     )
+}
+/// A scheduled digest of 300 open PRs over 12 repositories: the scheduler's
+/// own code (filters, grouping, oldest first, paging within 50 blocks) and
+/// the rendering of every page, timed in process. Goal: under 50 ms.
+fn reminders_digest(args: &Args) -> Result<Value> {
+    use prpr::config::{Config, Glob, LocalTime, Schedule, SlackUser, TitleTerm};
+    use prpr::notice::{Card, Pr, PrStatus, ReviewState, Reviewer};
+    use prpr::reminders::digest::Snoozes;
+
+    const NOW: i64 = 1_800_000_000_000;
+    let mut cfg = Config::default();
+    for i in 0..MEMBERS {
+        cfg.notify
+            .members
+            .insert(&format!("r{i}"), SlackUser::Id(format!("U{i:08}")));
+    }
+    let cards: Vec<Card> = (0..300u64)
+        .map(|i| {
+            let repo = format!("acme/service-{:02}", i % 12);
+            let state = |k: u64| match (i + k) % 5 {
+                0 => ReviewState::Approved,
+                1 => ReviewState::ChangesRequested,
+                _ => ReviewState::Pending,
+            };
+            Card {
+                pr: Pr {
+                    link: format!("https://github.com/{repo}/pull/{}", i + 1),
+                    repo,
+                    number: i + 1,
+                    title: format!("Refactor the <cache> layer & retry logic, part {i}"),
+                    author: format!("r{}", i % 50),
+                    size: Some((120, 40)),
+                },
+                status: PrStatus::Open,
+                reviewers: (1..=3)
+                    .map(|k| Reviewer {
+                        name: format!("r{}", (i + k) % 50),
+                        team: false,
+                        state: state(k),
+                    })
+                    .chain([Reviewer {
+                        name: "acme/backend".into(),
+                        team: true,
+                        state: ReviewState::Pending,
+                    }])
+                    .collect(),
+                labels: vec!["backend".into()],
+                base: Some("main".into()),
+                created_at: Some(NOW - (i as i64 + 1) * 3_600_000),
+                updated_at: Some(NOW - (i as i64 + 1) * 1_800_000),
+            }
+        })
+        .collect();
+    let mut s = Schedule::new("bench", "C0BENCH001");
+    s.times = vec![LocalTime {
+        hour: 9,
+        minute: 30,
+    }];
+    s.repos = vec![Glob::new("acme/*").map_err(anyhow::Error::msg)?];
+    s.ignore_labels = vec!["on-hold".into()];
+    s.ignore_terms = vec![TitleTerm::parse("WIP").map_err(anyhow::Error::msg)?];
+    s.remind_authors = true;
+    let snoozes = Snoozes::new();
+    let runs = if args.smoke { 5 } else { 101 };
+    let mut times = Vec::with_capacity(runs);
+    let mut pages = 0;
+    let mut listed = 0;
+    for _ in 0..runs {
+        let started = Instant::now();
+        let notes = prpr::reminders::schedule_notifications(&s, &cfg, &cards, &snoozes, NOW);
+        let mut blocks = 0;
+        for n in &notes {
+            let m = prpr::slack::render::render(&n.address, &n.notice);
+            blocks += m.blocks.as_array().map_or(0, Vec::len);
+        }
+        times.push(started.elapsed());
+        pages = notes.len();
+        listed = blocks;
+    }
+    times.sort();
+    let median = times[times.len() / 2];
+    let max = times[times.len() - 1];
+    println!(
+        "300 PRs, 12 repositories: {pages} messages ({listed} blocks); median {:.2} ms, max {:.2} ms over {runs} runs",
+        median.as_secs_f64() * 1e3,
+        max.as_secs_f64() * 1e3
+    );
+    if !args.smoke {
+        ensure!(
+            median < Duration::from_millis(50),
+            "the digest took {median:?} (goal: under 50 ms)"
+        );
+    }
+    Ok(json!({
+        "prs": 300, "repositories": 12, "messages": pages, "blocks": listed, "runs": runs,
+        "median_ms": median.as_secs_f64() * 1e3, "max_ms": max.as_secs_f64() * 1e3
+    }))
 }

@@ -220,13 +220,22 @@ pub async fn run(
                     interval_secs = cfg.github.catch_up_interval.as_secs(),
                     "catch-up on: redelivering failed GitHub deliveries prpr missed"
                 );
-                Some(tokio::spawn(job.run(stop_rx)))
+                Some(tokio::spawn(job.run(stop_rx.clone())))
             }
             Err(why) => {
                 tracing::info!(reason = %why, "catch-up off");
                 None
             }
         };
+    let scheduler_task = crate::reminders::Scheduler::has_work(&cfg).then(|| {
+        let scheduler = crate::reminders::Scheduler::new(
+            store.clone(),
+            Arc::new(cfg.clone()),
+            clock.clone(),
+            wake.clone(),
+        );
+        tokio::spawn(scheduler.run(stop_rx))
+    });
 
     let intake = Arc::new(Intake {
         store: store.clone(),
@@ -241,6 +250,7 @@ pub async fn run(
         ),
         health: intake::Health::new(Duration::from_secs(cfg.store.unhealthy_after_secs))
             .with_min_free(cfg.store.min_free),
+        commands: intake::commands::Commands::from_config(Arc::new(cfg.clone())).map(Arc::new),
     });
     let (signal_tx, signal_rx) = tokio::sync::oneshot::channel::<()>();
     let limits = server_limits(&cfg);
@@ -271,6 +281,9 @@ pub async fn run(
     let _ = tokio::time::timeout_at(budget_end, updater_task).await;
     if let Some(task) = catch_up_task {
         // A pass stops between requests; a redelivery asked for is done.
+        let _ = tokio::time::timeout_at(budget_end, task).await;
+    }
+    if let Some(task) = scheduler_task {
         let _ = tokio::time::timeout_at(budget_end, task).await;
     }
     match tokio::time::timeout_at(budget_end, sender_task).await {

@@ -35,6 +35,7 @@ pub mod intake;
 pub mod notice;
 pub mod outbox;
 pub mod pipeline;
+pub mod reminders;
 pub mod rules;
 pub mod server;
 pub mod slack;

@@ -92,9 +92,24 @@ pub struct Card {
     pub labels: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base: Option<String>,
+    /// When the PR was opened and last updated (unix ms, from the payload):
+    /// a reminder's age and staleness filters. Absent on cards stored by an
+    /// older prpr until the PR's next event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<i64>,
 }
 
 impl Card {
+    /// Approvals on the card (reviewers whose latest verdict approves).
+    pub fn approvals(&self) -> usize {
+        self.reviewers
+            .iter()
+            .filter(|r| r.state == ReviewState::Approved)
+            .count()
+    }
+
     /// The reactions the root carries for this state (`[notify] reactions`).
     pub fn reactions(&self) -> BTreeSet<&'static str> {
         let mut r = BTreeSet::new();
@@ -135,6 +150,8 @@ pub enum Kind {
     Opened,
     /// ECS deploy trouble (or success) for the ops channel.
     Ops,
+    /// A scheduled digest or a personal reminder.
+    Reminder,
 }
 
 impl Kind {
@@ -146,6 +163,7 @@ impl Kind {
             Kind::Merged => "merged",
             Kind::Opened => "opened",
             Kind::Ops => "ops",
+            Kind::Reminder => "reminder",
         }
     }
 
@@ -308,6 +326,55 @@ pub enum Notice {
         service: EcsService,
         deployment_id: String,
     },
+    /// One message of a reminder: a channel digest or a personal DM. A long
+    /// digest is several of these (`page` of `pages`), each within Slack's
+    /// 50-block limit; see [`crate::reminders::digest`].
+    Digest(Digest),
+}
+
+/// A page of a reminder, as data: its PRs grouped by repository, oldest
+/// first, as they stood when the reminder was built.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Digest {
+    /// What the reminder is (`backend-morning`, `Waiting for your review`).
+    pub title: String,
+    /// 1-based.
+    pub page: u32,
+    pub pages: u32,
+    /// PRs in the whole reminder (all pages).
+    pub total: u32,
+    pub repos: Vec<DigestRepo>,
+}
+
+/// One repository's PRs on one page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DigestRepo {
+    pub repo: String,
+    /// The repository's list started on an earlier page.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub continued: bool,
+    pub prs: Vec<DigestPr>,
+}
+
+/// One PR of a reminder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DigestPr {
+    pub pr: Pr,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub draft: bool,
+    /// Seconds since the PR was opened, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub age_secs: Option<u64>,
+    /// Who it waits for: pending reviewers and teams (and, with
+    /// `remind_authors`, the author who has changes to make).
+    pub waiting: Vec<Address>,
+    pub approvals: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub changes_requested: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// An ECS service (or, for a task not started by a service, its group).
@@ -337,6 +404,7 @@ impl Notice {
             | Notice::RestartLoop { .. }
             | Notice::ServiceAction { .. }
             | Notice::Deployed { .. } => Kind::Ops,
+            Notice::Digest(_) => Kind::Reminder,
         }
     }
 

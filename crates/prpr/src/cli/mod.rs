@@ -1,5 +1,5 @@
 //! The `prpr` command line, one module per command: `serve`, `replay`,
-//! `webhook`, `outbox`, `config`, `route`, `catch-up`.
+//! `webhook`, `outbox`, `config`, `route`, `catch-up`, `reminders`.
 //!
 //! Exit codes: 0 done; 1 a failure (bad configuration, a message that could
 //! not be sent, a rejected API call); 2 bad input on the command line (an
@@ -8,6 +8,7 @@
 mod catch_up;
 mod config;
 mod outbox;
+mod reminders;
 mod replay;
 mod route;
 mod serve;
@@ -49,6 +50,7 @@ enum Command {
     Config(config::ConfigCmd),
     Route(route::RouteCmd),
     CatchUp(catch_up::CatchUpCmd),
+    Reminders(reminders::RemindersCmd),
 }
 
 pub fn main() -> ExitCode {
@@ -72,6 +74,7 @@ pub fn main() -> ExitCode {
             Command::Config(c) => Ok(c.run()),
             Command::Route(c) => Ok(c.run()),
             Command::CatchUp(c) => c.run().await,
+            Command::Reminders(c) => c.run().await,
         }
     });
     match result {

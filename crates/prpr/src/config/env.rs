@@ -172,6 +172,16 @@ pub const OVERRIDES: &[Override] = &[
         },
     },
     Override {
+        var: "SLACK_SIGNING_SECRET",
+        aliases: &[],
+        setting: "slack.signing_secret",
+        secret: true,
+        set: |c, _, v| {
+            c.slack.signing_secret = Some(Secret::new(v));
+            Ok(())
+        },
+    },
+    Override {
         var: "SLACK_API_URL",
         aliases: &[],
         setting: "slack.api_url",

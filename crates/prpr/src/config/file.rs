@@ -92,6 +92,7 @@ pub(crate) fn read(path: &Path, cfg: &mut Config, at: &mut Origins, problems: &m
             member_tables.push((key.into_inner(), value));
         }
     }
+    let reminders_table = root.remove_entry("reminders").map(|(_, v)| v);
     let mut route_tables = Vec::new();
     for name in ROUTE_TABLES {
         if let Some((key, value)) = root.remove_entry(name) {
@@ -187,6 +188,10 @@ pub(crate) fn read(path: &Path, cfg: &mut Config, at: &mut Origins, problems: &m
             &cfg.notify.routes,
             &source,
         ));
+    }
+
+    if let Some(value) = &reminders_table {
+        cfg.reminders = super::reminders::read(value, &source, &line, &mut found);
     }
 
     problems.extend(found);

@@ -90,6 +90,16 @@ impl Members {
         self.map.len()
     }
 
+    /// The login mapped to Slack user `id` (for the `/prpr` command, which
+    /// knows only the Slack user). The first in login order when several are.
+    pub fn login_of(&self, id: &str) -> Option<&str> {
+        self.map
+            .iter()
+            .filter(|(_, u)| matches!(u, SlackUser::Id(i) if i == id))
+            .map(|(l, _)| l.as_str())
+            .min()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }

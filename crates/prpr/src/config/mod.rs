@@ -20,6 +20,7 @@
 mod env;
 mod file;
 pub mod members;
+pub mod reminders;
 mod routes;
 mod validate;
 
@@ -33,6 +34,7 @@ use crate::notice::Kind;
 
 pub use env::{Env, OVERRIDES, Override, ProcessEnv, help as env_help};
 pub use members::{Members, SlackUser, TeamTarget, Teams};
+pub use reminders::{LocalTime, Personal, RemindersConfig, Schedule, Zone};
 pub use routes::{Filters, Glob, Route, RouteFilters, TitleTerm};
 use validate::Origins;
 
@@ -222,6 +224,9 @@ pub struct SlackConfig {
     /// about 50 updates a minute per workspace). `"2s"`, `"1m"` or seconds.
     #[serde(deserialize_with = "duration")]
     pub update_interval: Duration,
+    /// The Slack app's signing secret, which verifies `POST /slack/commands`
+    /// (the `/prpr` slash command). Without it the endpoint does not exist.
+    pub signing_secret: Option<Secret>,
 }
 
 impl Default for SlackConfig {
@@ -236,6 +241,7 @@ impl Default for SlackConfig {
             retry_initial_ms: 1_000,
             retry_max_ms: 300_000,
             update_interval: Duration::from_secs(2),
+            signing_secret: None,
         }
     }
 }
@@ -505,6 +511,9 @@ pub struct Config {
     pub ops: OpsConfig,
     pub store: StoreConfig,
     pub log: LogConfig,
+    /// `[reminders]`: read by hand (see [`reminders`]), not by serde.
+    #[serde(skip)]
+    pub reminders: RemindersConfig,
 }
 
 /// One thing wrong with the configuration, and where.

@@ -186,7 +186,7 @@ impl PartialEq for TitleTerm {
 }
 
 /// "a string", "an integer": TOML type names with their article.
-fn article(type_name: &str) -> String {
+pub(crate) fn article(type_name: &str) -> String {
     if type_name.starts_with(['a', 'e', 'i', 'o', 'u']) {
         format!("an {type_name}")
     } else {
@@ -382,17 +382,17 @@ pub(crate) const ROUTE_KEYS: [&str; 12] = [
 
 /// Reads one table (`[filters]` or a route) key by key, recording problems
 /// with their lines. `place` names the table in messages.
-struct Reader<'a, 'p> {
-    source: &'a str,
-    line: &'a dyn Fn(usize) -> usize,
-    place: String,
-    problems: &'p mut Vec<Problem>,
+pub(crate) struct Reader<'a, 'p> {
+    pub(crate) source: &'a str,
+    pub(crate) line: &'a dyn Fn(usize) -> usize,
+    pub(crate) place: String,
+    pub(crate) problems: &'p mut Vec<Problem>,
     /// An error was found in this table.
-    failed: bool,
+    pub(crate) failed: bool,
 }
 
 impl Reader<'_, '_> {
-    fn error(&mut self, offset: usize, message: String) {
+    pub(crate) fn error(&mut self, offset: usize, message: String) {
         self.failed = true;
         self.problems.push(Problem::error(
             self.source,
@@ -401,7 +401,7 @@ impl Reader<'_, '_> {
         ));
     }
 
-    fn warning(&mut self, offset: usize, message: String) {
+    pub(crate) fn warning(&mut self, offset: usize, message: String) {
         self.problems.push(Problem::warning(
             self.source,
             Some((self.line)(offset)),
@@ -410,7 +410,7 @@ impl Reader<'_, '_> {
     }
 
     /// Reports keys not in `known`, with the nearest known one.
-    fn unknown_keys(&mut self, table: &DeTable<'_>, known: &[&str]) {
+    pub(crate) fn unknown_keys(&mut self, table: &DeTable<'_>, known: &[&str]) {
         for (k, _) in table.iter() {
             let name: &str = k.get_ref();
             if known.contains(&name) {
@@ -425,7 +425,7 @@ impl Reader<'_, '_> {
         }
     }
 
-    fn bool(&mut self, table: &DeTable<'_>, key: &str) -> Option<bool> {
+    pub(crate) fn bool(&mut self, table: &DeTable<'_>, key: &str) -> Option<bool> {
         let v = table.get(key)?;
         match v.get_ref() {
             DeValue::Boolean(b) => Some(*b),
@@ -440,7 +440,7 @@ impl Reader<'_, '_> {
         }
     }
 
-    fn string(&mut self, table: &DeTable<'_>, key: &str) -> Option<(String, usize)> {
+    pub(crate) fn string(&mut self, table: &DeTable<'_>, key: &str) -> Option<(String, usize)> {
         let v = table.get(key)?;
         match v.get_ref() {
             DeValue::String(s) => Some((s.to_string(), v.span().start)),
@@ -457,7 +457,7 @@ impl Reader<'_, '_> {
 
     /// A list of strings, each with its offset; a lone string is taken as a
     /// list of one (`repos = "acme/api"` is an easy slip).
-    fn strings(&mut self, table: &DeTable<'_>, key: &str) -> Vec<(String, usize)> {
+    pub(crate) fn strings(&mut self, table: &DeTable<'_>, key: &str) -> Vec<(String, usize)> {
         let Some(v) = table.get(key) else {
             return Vec::new();
         };
@@ -489,7 +489,12 @@ impl Reader<'_, '_> {
         out
     }
 
-    fn globs(&mut self, table: &DeTable<'_>, key: &str, case_sensitive: bool) -> Vec<Glob> {
+    pub(crate) fn globs(
+        &mut self,
+        table: &DeTable<'_>,
+        key: &str,
+        case_sensitive: bool,
+    ) -> Vec<Glob> {
         let mut out = Vec::new();
         for (pattern, at) in self.strings(table, key) {
             let glob = if case_sensitive {
@@ -506,7 +511,7 @@ impl Reader<'_, '_> {
     }
 
     /// Labels, lower-cased (GitHub's labels are case-insensitive).
-    fn labels(&mut self, table: &DeTable<'_>, key: &str) -> Vec<String> {
+    pub(crate) fn labels(&mut self, table: &DeTable<'_>, key: &str) -> Vec<String> {
         let mut out = Vec::new();
         for (label, at) in self.strings(table, key) {
             if label.trim().is_empty() {
@@ -529,7 +534,7 @@ impl Reader<'_, '_> {
         out
     }
 
-    fn teams(&mut self, table: &DeTable<'_>) -> Vec<String> {
+    pub(crate) fn teams(&mut self, table: &DeTable<'_>) -> Vec<String> {
         let mut out = Vec::new();
         for (team, at) in self.strings(table, "teams") {
             let parts: Vec<&str> = team.split('/').collect();

@@ -92,6 +92,11 @@ pub(crate) fn blank_secrets(cfg: &mut Config, at: &Origins) -> Vec<Problem> {
             &mut cfg.slack.bot_token,
             "messages are printed to stdout instead of sent",
         ),
+        (
+            "slack.signing_secret",
+            &mut cfg.slack.signing_secret,
+            "the /prpr slash command is off (POST /slack/commands answers 404)",
+        ),
     ] {
         if value.as_ref().is_some_and(|s| s.expose().trim().is_empty()) {
             *value = None;
@@ -123,6 +128,21 @@ pub(crate) fn validate(cfg: &Config, at: &Origins) -> Vec<Problem> {
                 format!(
                     "{} is not a Slack channel ID (C…) or #name",
                     at.assignment(setting, c)
+                ),
+            ));
+        }
+    }
+    for p in &cfg.reminders.personal {
+        if !matches!(
+            cfg.notify.members.get(&p.login),
+            Some(super::SlackUser::Id(_))
+        ) {
+            problems.push(Problem::warning(
+                "config",
+                None,
+                format!(
+                    "[[reminders.personal]] {}: no Slack user ID in [members], so no reminder can be sent",
+                    p.login
                 ),
             ));
         }

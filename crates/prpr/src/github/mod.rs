@@ -71,6 +71,11 @@ pub struct PullRequest {
     /// `open` or `closed`.
     #[serde(default)]
     pub state: Option<String>,
+    /// RFC 3339 (`2026-01-02T03:04:05Z`): a reminder's age and staleness.
+    #[serde(default)]
+    pub created_at: Option<String>,
+    #[serde(default)]
+    pub updated_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

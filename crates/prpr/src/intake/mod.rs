@@ -11,6 +11,7 @@
 //! stored, so GitHub's "delivered" means prpr will act on it.
 
 pub mod aws_events;
+pub mod commands;
 pub mod decode;
 pub mod guard;
 pub mod signature;
@@ -60,6 +61,8 @@ pub struct Intake {
     pub guards: Guards,
     /// What `/readyz` and `/healthz` say about the store.
     pub health: Health,
+    /// The `/prpr` slash command; `None` (404) without a signing secret.
+    pub commands: Option<Arc<commands::Commands>>,
 }
 
 /// The store's health as the load balancer should see it.
@@ -306,6 +309,7 @@ pub fn router(intake: Arc<Intake>) -> Router {
         .route("/webhook", post(webhook))
         .route("/", post(webhook))
         .route("/aws/events", post(aws_events::handle))
+        .route("/slack/commands", post(commands::handle))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(|| async { reply(StatusCode::NOT_FOUND, json!({"error": "not found"})) })

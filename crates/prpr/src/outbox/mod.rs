@@ -1,8 +1,10 @@
 //! Delivering the outbox to Slack: the sender task ([`sender`]), its per-channel
 //! rate limiter ([`ratelimit`]) and retry schedule ([`backoff`]), and the
 //! thread updater ([`threads`]) that keeps each PR's root card current.
+//! Quiet hours hold DMs at send time ([`quiet`]).
 
 pub mod backoff;
+mod quiet;
 pub mod ratelimit;
 pub mod sender;
 pub mod threads;

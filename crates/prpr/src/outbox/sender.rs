@@ -20,6 +20,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::backoff;
+use super::quiet;
 use super::ratelimit::ChannelLimiter;
 use super::threads;
 use crate::clock::Clock;
@@ -398,7 +399,27 @@ pub async fn deliver(
     let attempt = item.attempts + 1;
     let started = clock.instant();
     let result = match Stored::parse(&item.payload) {
-        Ok(stored) => send(store, publisher, opts, clock, &item.channel, &stored).await,
+        Ok(stored) => match quiet::check(store, clock.now_ms(), &item).await {
+            Ok(quiet::Quiet::Send) => {
+                send(store, publisher, opts, clock, &item.channel, &stored).await
+            }
+            Ok(quiet::Quiet::Hold(until)) => {
+                tracing::info!(outbox_id = item.id, channel = %item.channel, until_ms = until, "held by the recipient's quiet hours");
+                return match store.hold_channel(item.id, &item.channel, until).await {
+                    Ok(()) => Outcome::Retrying,
+                    Err(e) => {
+                        tracing::error!(outbox_id = item.id, error = %e, "could not hold a message for quiet hours; the message will be retried when its lease expires");
+                        Outcome::Unrecorded
+                    }
+                };
+            }
+            Ok(quiet::Quiet::Summary(rows)) => {
+                quiet::send_summary(store, publisher, &item, &rows, clock.now_ms())
+                    .await
+                    .map(|p| (p, None))
+            }
+            Err(e) => Err(SendError::Transient(format!("store: {e}"))),
+        },
         // Written by a newer prpr, or damaged: no retry can fix it.
         Err(e) => Err(SendError::Permanent(format!(
             "unreadable outbox payload: {e}"

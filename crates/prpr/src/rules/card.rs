@@ -62,6 +62,8 @@ pub fn next(event: &Event, prev: Option<&Card>) -> Option<Card> {
                 reviewers: Vec::new(),
                 labels: Vec::new(),
                 base: None,
+                created_at: None,
+                updated_at: None,
             });
             card.pr.title = e.issue.title.clone();
             card.labels = e.issue.labels.iter().map(|l| l.name.clone()).collect();
@@ -103,7 +105,17 @@ fn from_pr(pr: &PullRequest, repo: &str, prev: Option<&Card>) -> Card {
             .as_ref()
             .map(|b| b.name.clone())
             .or_else(|| prev.and_then(|c| c.base.clone())),
+        created_at: timestamp(pr.created_at.as_deref()).or_else(|| prev.and_then(|c| c.created_at)),
+        updated_at: timestamp(pr.updated_at.as_deref()).or_else(|| prev.and_then(|c| c.updated_at)),
     }
+}
+
+/// An RFC 3339 time as unix ms; `None` when absent or unreadable (a
+/// reminder then treats the PR as old enough rather than hiding it).
+fn timestamp(s: Option<&str>) -> Option<i64> {
+    s?.parse::<jiff::Timestamp>()
+        .ok()
+        .map(|t| t.as_millisecond())
 }
 
 /// Pending reviewers and teams follow GitHub's current request lists.

@@ -12,7 +12,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::notice::{Address, Card, Notice, Place, Pr, PrStatus, ReviewState, Verdict, Whom};
+use crate::notice::{
+    Address, Card, Digest, DigestPr, Notice, Place, Pr, PrStatus, ReviewState, Verdict, Whom,
+};
 
 use super::message::Message;
 
@@ -85,6 +87,9 @@ pub fn render(address: &Address, notice: &Notice) -> Message {
 /// As [`render`], with a link to the PR's channel thread (for a DM about a
 /// PR that has one).
 pub fn render_in(address: &Address, notice: &Notice, thread_link: Option<&str>) -> Message {
+    if let Notice::Digest(d) = notice {
+        return digest(d);
+    }
     let mut text = render_text(address, notice);
     if let (Some(url), Some(_)) = (thread_link, notice.pr()) {
         text.push('\n');
@@ -330,6 +335,7 @@ fn render_text(address: &Address, notice: &Notice) -> String {
             ecs_service(service),
             code(deployment_id)
         ),
+        Notice::Digest(d) => format!("{prefix}{}", digest_text(d)),
         Notice::Opened { card: c } => {
             let pr = &c.pr;
             format!(
@@ -339,6 +345,168 @@ fn render_text(address: &Address, notice: &Notice) -> String {
                 pr_summary(pr)
             )
         }
+    }
+}
+
+/// Slack's limit on blocks in one message.
+pub const MAX_BLOCKS: usize = 50;
+/// Blocks a digest page spends besides its repositories and PRs: the header
+/// and the footer. [`crate::reminders::digest`] pages by these numbers, and
+/// `a_digest_page_never_exceeds_the_block_limit` holds them to [`digest`].
+pub const DIGEST_FIXED_BLOCKS: usize = 2;
+/// Blocks per repository heading.
+pub const DIGEST_REPO_BLOCKS: usize = 1;
+/// Blocks per PR.
+pub const DIGEST_PR_BLOCKS: usize = 1;
+
+/// One page of a reminder: a header, each repository's heading and one
+/// section per PR (link, title, author, age, who it waits for, approvals),
+/// and a footer with the count and page.
+pub fn digest(d: &Digest) -> Message {
+    let mut title = d.title.clone();
+    if d.pages > 1 {
+        title.push_str(&format!(" ({}/{})", d.page, d.pages));
+    }
+    let header = clip(&title, MAX_HEADER);
+    let mut blocks = vec![serde_json::json!(
+        { "type": "header", "text": { "type": "plain_text", "text": header, "emoji": true } }
+    )];
+    for r in &d.repos {
+        blocks.push(serde_json::json!(
+            { "type": "section", "text": { "type": "mrkdwn", "text": repo_heading(&r.repo, r.continued) } }
+        ));
+        for p in &r.prs {
+            blocks.push(serde_json::json!(
+                { "type": "section", "text": { "type": "mrkdwn", "text": digest_line(p) } }
+            ));
+        }
+    }
+    blocks.push(serde_json::json!(
+        { "type": "context", "elements": [ { "type": "mrkdwn", "text": digest_footer(d) } ] }
+    ));
+    Message {
+        text: fit(&digest_text(d), MAX_TEXT),
+        blocks: serde_json::Value::Array(blocks),
+    }
+}
+
+fn repo_heading(repo: &str, continued: bool) -> String {
+    let more = if continued { " (continued)" } else { "" };
+    format!("*{}*{more}", escape(&clip(repo, MAX_NAME)))
+}
+
+fn digest_footer(d: &Digest) -> String {
+    let noun = if d.total == 1 {
+        "pull request"
+    } else {
+        "pull requests"
+    };
+    if d.pages > 1 {
+        format!("{} {noun} · message {} of {}", d.total, d.page, d.pages)
+    } else {
+        format!("{} {noun}", d.total)
+    }
+}
+
+/// The fallback text of a page: the header, then one line per PR.
+fn digest_text(d: &Digest) -> String {
+    let mut text = format!("*{}*", escape(&clip(&d.title, MAX_HEADER)));
+    for r in &d.repos {
+        text.push('\n');
+        text.push_str(&repo_heading(&r.repo, r.continued));
+        for p in &r.prs {
+            text.push('\n');
+            text.push_str(&digest_line(p));
+        }
+    }
+    text.push('\n');
+    text.push_str(&digest_footer(d));
+    text
+}
+
+/// `<link|#12> *Title* · by @author · 3d · waiting for <@U…> · 1 approval`.
+fn digest_line(p: &DigestPr) -> String {
+    let mut line = format!(
+        "{} *{}* · by @{}",
+        link(&p.pr.link, &format!("#{}", p.pr.number)),
+        escape(&clip(&p.pr.title, MAX_TITLE)),
+        escape(&clip(&p.pr.author, MAX_NAME))
+    );
+    if p.draft {
+        line.push_str(" · draft");
+    }
+    if let Some(age) = p.age_secs {
+        line.push_str(&format!(" · {} old", age_words(age)));
+    }
+    if !p.waiting.is_empty() {
+        let names: Vec<String> = p
+            .waiting
+            .iter()
+            .take(10)
+            .map(|a| prefix(a).trim_end().to_string())
+            .collect();
+        line.push_str(&format!(" · waiting for {}", names.join(", ")));
+        if p.waiting.len() > 10 {
+            line.push_str(&format!(" and {} more", p.waiting.len() - 10));
+        }
+    }
+    if p.approvals > 0 {
+        let s = if p.approvals == 1 { "" } else { "s" };
+        line.push_str(&format!(
+            " · :white_check_mark: {} approval{s}",
+            p.approvals
+        ));
+    }
+    if p.changes_requested > 0 {
+        line.push_str(&format!(
+            " · :warning: {} change request{}",
+            p.changes_requested,
+            if p.changes_requested == 1 { "" } else { "s" }
+        ));
+    }
+    fit(&line, MAX_SECTION)
+}
+
+/// `40m`, `5h`, `3d`: a reminder's sense of age, not a timestamp.
+pub fn age_words(secs: u64) -> String {
+    match secs {
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 86_400 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+/// Most messages a quiet-hours summary holds: each is one section, within
+/// [`MAX_BLOCKS`] with the header and footer.
+pub const SUMMARY_MAX_ITEMS: usize = 45;
+
+/// DMs held during someone's quiet hours, delivered as one message when they
+/// end: a header, each held message's text as a section (in the order they
+/// were queued), and a footer.
+pub fn held_summary(items: &[Message]) -> Message {
+    let header = format!(
+        "While you were in quiet hours ({} message{})",
+        items.len(),
+        if items.len() == 1 { "" } else { "s" }
+    );
+    let mut blocks = vec![serde_json::json!(
+        { "type": "header", "text": { "type": "plain_text", "text": header, "emoji": true } }
+    )];
+    let mut text = format!("*{header}*");
+    for m in items {
+        let body = fit(&m.text, MAX_SECTION);
+        text.push_str("\n\n");
+        text.push_str(&body);
+        blocks.push(serde_json::json!(
+            { "type": "section", "text": { "type": "mrkdwn", "text": body } }
+        ));
+    }
+    blocks.push(serde_json::json!(
+        { "type": "context", "elements": [ { "type": "mrkdwn", "text": "Held by your quiet hours (`/prpr quiet off` to stop)." } ] }
+    ));
+    Message {
+        text: fit(&text, MAX_TEXT),
+        blocks: serde_json::Value::Array(blocks),
     }
 }
 
@@ -589,6 +757,8 @@ mod tests {
             ],
             labels: vec!["backend".into()],
             base: Some("main".into()),
+            created_at: None,
+            updated_at: None,
         }
     }
 
@@ -772,5 +942,57 @@ mod tests {
             },
         );
         assert!(m.text.starts_with("<@U1 !channel> "), "{}", m.text);
+    }
+
+    /// A reminder page as people see it, pinned: header, repository,
+    /// one line per PR (escaped title, age, who it waits for, approvals),
+    /// footer with the page.
+    #[test]
+    fn a_digest_page_renders_as_pinned() {
+        use crate::notice::{DigestPr, DigestRepo};
+        let d = Digest {
+            title: "Pull requests waiting for review · backend".into(),
+            page: 2,
+            pages: 3,
+            total: 101,
+            repos: vec![DigestRepo {
+                repo: "acme/app".into(),
+                continued: true,
+                prs: vec![DigestPr {
+                    pr: Pr {
+                        title: "Fix <!channel> & co".into(),
+                        ..pr(PR_URL)
+                    },
+                    draft: true,
+                    age_secs: Some(3 * 86_400 + 5),
+                    waiting: vec![
+                        Address::User {
+                            id: "U0ALICE01".into(),
+                        },
+                        Address::Group {
+                            id: "S0BACKEND1".into(),
+                        },
+                        Address::Name { name: "zed".into() },
+                    ],
+                    approvals: 1,
+                    changes_requested: 2,
+                }],
+            }],
+        };
+        let m = digest(&d);
+        assert_eq!(
+            m.text,
+            "*Pull requests waiting for review · backend*\n*acme/app* (continued)\n<https://github.com/acme/app/pull/42|#42> *Fix &lt;!channel&gt; &amp; co* · by @carol · draft · 3d old · waiting for <@U0ALICE01>, <!subteam^S0BACKEND1>, @zed · :white_check_mark: 1 approval · :warning: 2 change requests\n101 pull requests · message 2 of 3"
+        );
+        let blocks = m.blocks.as_array().unwrap();
+        assert_eq!(
+            blocks.len(),
+            DIGEST_FIXED_BLOCKS + DIGEST_REPO_BLOCKS + DIGEST_PR_BLOCKS
+        );
+        assert_eq!(
+            blocks[0]["text"]["text"],
+            "Pull requests waiting for review · backend (2/3)"
+        );
+        assert_eq!(render(&Address::Nobody, &Notice::Digest(d.clone())), m);
     }
 }

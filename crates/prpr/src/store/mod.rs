@@ -12,9 +12,11 @@
 //! Either all of that is durable, or none of it is and GitHub gets a `503`.
 
 mod outbox;
+mod reminders;
 mod threads;
 
 pub use outbox::{Head, OutboxCounts, OutboxItem, OutboxRow, OutboxStatus};
+pub use reminders::{HELD, HeldRow, SlotKey};
 pub use threads::{DueUpdate, ThreadRoot};
 
 use std::path::PathBuf;

@@ -50,6 +50,7 @@ async fn intake_on(dir: &tempfile::TempDir) -> Arc<Intake> {
         clock: Clock::system(),
         guards: Default::default(),
         health: Default::default(),
+        commands: None,
     })
 }
 

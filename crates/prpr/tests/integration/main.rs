@@ -24,6 +24,7 @@ mod in_process;
 mod intake;
 mod notifications;
 mod properties;
+mod reminders;
 mod rules_state;
 mod store;
 mod threads;

@@ -327,6 +327,8 @@ async fn record_card(store: &Store, id: &str, title: &str, notes: Vec<Notificati
                 reviewers: vec![],
                 labels: vec![],
                 base: None,
+                created_at: None,
+                updated_at: None,
             });
             next.threaded = true;
             Decision {
