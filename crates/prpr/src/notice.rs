@@ -102,6 +102,15 @@ pub struct Card {
 }
 
 impl Card {
+    /// Teams asked to review, as `org/slug` (what a route's `teams` match).
+    pub fn teams(&self) -> Vec<String> {
+        self.reviewers
+            .iter()
+            .filter(|r| r.team)
+            .map(|r| r.name.clone())
+            .collect()
+    }
+
     /// Approvals on the card (reviewers whose latest verdict approves).
     pub fn approvals(&self) -> usize {
         self.reviewers

@@ -107,12 +107,7 @@ fn explain(arg: &ConfigArg, event: Option<String>, file: &std::path::Path) -> Ex
     let state = PrState::default();
     println!("event: {name}");
     if let Some(card) = card::next(&parsed, None) {
-        let teams: Vec<String> = card
-            .reviewers
-            .iter()
-            .filter(|r| r.team)
-            .map(|r| r.name.clone())
-            .collect();
+        let teams = card.teams();
         let facts = routing::facts(&card, &teams);
         println!(
             "pull request: {}#{} {:?} by {} · base {} · labels [{}] · {}{}",

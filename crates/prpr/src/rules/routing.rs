@@ -30,12 +30,7 @@ pub const NOWHERE: &str = "";
 
 /// Applies `[filters]` and `[[routes]]` to `d` (see the module docs).
 pub fn apply(d: &mut Decision, event: &Event, state: &PrState, card: &Card, cfg: &NotifyConfig) {
-    let teams: Vec<String> = card
-        .reviewers
-        .iter()
-        .filter(|r| r.team)
-        .map(|r| r.name.clone())
-        .collect();
+    let teams = card.teams();
     let facts = facts(card, &teams);
     if let Err(why) = route::filter(&cfg.filters, &facts) {
         let before = d.notifications.len();

@@ -88,6 +88,11 @@ pub struct OutboxRow {
     pub payload: String,
 }
 
+/// Records a message Slack accepted (`$1` now, `$2` Slack's `ts`, `$3` the
+/// row): also used when a thread's root is recorded with its `ts`.
+pub(super) const MARK_SENT: &str = "UPDATE outbox SET status = 'sent', sent_at = $1, slack_ts = $2, lease_until = NULL, \
+     attempts = attempts + 1, last_error = NULL WHERE id = $3";
+
 impl Store {
     /// Channel heads: for each channel, its oldest pending message, whether
     /// due or not, oldest first, at most `limit`. One pass over the
@@ -215,10 +220,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let _g = self.write_guard().await;
         with_pool!(self, p => {
-            sqlx::query(
-                "UPDATE outbox SET status = 'sent', sent_at = $1, slack_ts = $2, lease_until = NULL, \
-                 attempts = attempts + 1, last_error = NULL WHERE id = $3",
-            )
+            sqlx::query(MARK_SENT)
             .bind(now_ms)
             .bind(ts)
             .bind(id)

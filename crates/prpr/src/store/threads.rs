@@ -131,10 +131,7 @@ impl Store {
         with_pool!(self, p => {
             let mut tx = p.begin().await?;
             if let Some(id) = outbox_id {
-                sqlx::query(
-                    "UPDATE outbox SET status = 'sent', sent_at = $1, slack_ts = $2, lease_until = NULL, \
-                     attempts = attempts + 1, last_error = NULL WHERE id = $3",
-                )
+                sqlx::query(super::outbox::MARK_SENT)
                 .bind(now_ms)
                 .bind(ts)
                 .bind(id)
