@@ -66,7 +66,7 @@ pub fn publisher(cfg: &Config) -> anyhow::Result<Publisher> {
             )
             .context("building the HTTP client")?,
         ),
-        None => Publisher::Console(Console),
+        None => Publisher::Console(Console::default()),
     })
 }
 

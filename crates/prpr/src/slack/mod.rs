@@ -82,7 +82,7 @@ impl Publisher {
         match self {
             Publisher::Slack(c) => c.update_message(channel, ts, message).await,
             Publisher::Console(c) => {
-                c.print(channel, message, false);
+                c.print_update(channel, ts, message);
                 Ok(())
             }
         }

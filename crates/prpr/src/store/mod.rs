@@ -187,6 +187,12 @@ impl FileWatch {
         let mut s = self.lock();
         match now {
             None => Err(StoreError::FileGone(self.path.display().to_string())),
+            // Not learnt yet (the pool is in use by the migrations at start):
+            // the file in use is this one, nothing was replaced.
+            Some(id) if s.identity.is_none() => {
+                s.identity = Some(id);
+                Ok(())
+            }
             Some(id) if Some(id) != s.identity => {
                 tracing::warn!(path = %self.path.display(), "the database file was replaced: reopening connections on the new file");
                 s.identity = Some(id);

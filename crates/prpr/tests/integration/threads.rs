@@ -506,3 +506,42 @@ async fn routes_give_each_channel_its_own_thread_and_dms_link_to_it() {
     );
     assert_eq!(slack.posted().len(), posted.len(), "explain sends nothing");
 }
+
+/// Without a Slack token (the README's try-out) the console shows the thread
+/// too: the card, then the reply marked `↳`; and a fresh start does not log a
+/// "database file was replaced" warning.
+#[tokio::test]
+async fn the_console_prints_the_card_then_the_reply_in_its_thread() {
+    let s = Server::start(
+        None,
+        Launch::with_config("[notify]\nchannel = \"#reviews\"\n"),
+    )
+    .await;
+    let (status, body) = s
+        .deliver(
+            "pull_request",
+            "console-1",
+            &support::fixture("pull_request.review_requested.user"),
+        )
+        .await;
+    assert_eq!(
+        (status, body["notifications"].as_u64()),
+        (202, Some(2)),
+        "{body}"
+    );
+    s.drained(Duration::from_secs(10)).await;
+    let lines = s.console_lines();
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert!(
+        lines[0].starts_with("[#reviews] *Codertocat/Hello-World#2 Update the README"),
+        "{lines:#?}"
+    );
+    assert!(
+        lines[1].starts_with("[#reviews] ↳ @octocat :eyes: @Codertocat requested your review"),
+        "{lines:#?}"
+    );
+    assert!(
+        !s.log().iter().any(|l| l.contains("was replaced")),
+        "a fresh database is not 'replaced'"
+    );
+}
