@@ -161,6 +161,8 @@ struct Inner {
 struct Shared {
     token: String,
     state: Mutex<GhState>,
+    /// How many deliveries are stored, for tests waiting on a redelivery.
+    delivery_count: tokio::sync::watch::Sender<usize>,
 }
 
 #[derive(Default)]
@@ -267,6 +269,7 @@ impl GitHubDouble {
         let shared = Arc::new(Shared {
             token: token.to_owned(),
             state: Mutex::new(GhState::default()),
+            delivery_count: tokio::sync::watch::Sender::new(0),
         });
         let router = Router::new()
             .fallback(any(handle))
@@ -529,6 +532,10 @@ impl GitHubDouble {
             payload: payload.to_string(),
         };
         state.deliveries.push(record.clone());
+        self.inner
+            .shared
+            .delivery_count
+            .send_replace(state.deliveries.len());
         record
     }
 
@@ -563,7 +570,20 @@ impl GitHubDouble {
             ..original.clone()
         };
         state.deliveries.push(record.clone());
+        self.inner
+            .shared
+            .delivery_count
+            .send_replace(state.deliveries.len());
         record
+    }
+
+    /// Waits (at most `timeout`) until `n` deliveries are stored, then
+    /// returns them all: a redelivery attempt is recorded when its POST to
+    /// the hook URL has been answered.
+    pub async fn wait_for_deliveries(&self, n: usize, timeout: Duration) -> Vec<DeliveryRecord> {
+        let mut rx = self.inner.shared.delivery_count.subscribe();
+        let _ = tokio::time::timeout(timeout, rx.wait_for(|count| *count >= n)).await;
+        self.deliveries()
     }
 
     /// Every delivery stored, oldest first (redeliveries included).
@@ -1277,6 +1297,7 @@ async fn attempt(shared: Arc<Shared>, hook: Hook, original: DeliveryRecord) {
         status_code,
         ..original
     });
+    shared.delivery_count.send_replace(state.deliveries.len());
 }
 
 fn repo_json(repo: &Repo) -> Value {

@@ -171,13 +171,7 @@ async fn an_attempt_posts_the_signed_payload_and_records_a_redelivery() {
     )
     .await;
     assert_eq!(s, StatusCode::ACCEPTED);
-    for _ in 0..250 {
-        if d.deliveries().len() == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let all = d.deliveries();
+    let all = d.wait_for_deliveries(2, Duration::from_secs(5)).await;
     assert_eq!(all.len(), 2);
     assert!(all[1].redelivery);
     assert_eq!(all[1].guid, missed.guid);

@@ -542,10 +542,7 @@ async fn quiet_hours_hold_dms_then_send_one_summary() {
             .filter(|r| r.channel == ALICE && r.last_error.as_deref() == Some(prpr::store::HELD))
             .count()
     };
-    let start = std::time::Instant::now();
-    while held().await < 2 && start.elapsed() < Duration::from_secs(10) {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    crate::support::eventually_async(Duration::from_secs(10), async || held().await >= 2).await;
     assert_eq!(held().await, 2, "both of Alice's DMs are held");
     assert!(to(&slack, ALICE).is_empty());
     assert_eq!(
@@ -565,12 +562,10 @@ async fn quiet_hours_hold_dms_then_send_one_summary() {
         text.contains("acme/api#1") && text.contains("acme/web#2"),
         "{text}"
     );
-    let start = std::time::Instant::now();
-    while store.outbox_counts().await.unwrap().pending > 0
-        && start.elapsed() < Duration::from_secs(10)
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    crate::support::eventually_async(Duration::from_secs(10), async || {
+        store.outbox_counts().await.unwrap().pending == 0
+    })
+    .await;
     assert_eq!(store.outbox_counts().await.unwrap().pending, 0);
     assert_eq!(
         to(&slack, ALICE).len(),

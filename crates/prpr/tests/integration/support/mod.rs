@@ -409,14 +409,19 @@ pub async fn heavy() -> tokio::sync::SemaphorePermit<'static> {
 
 /// Polls `f` until it returns true or `timeout` passes.
 pub async fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    eventually_async(timeout, async || f()).await
+}
+
+/// [`eventually`] for a condition that itself awaits (a store query).
+pub async fn eventually_async(timeout: Duration, mut f: impl AsyncFnMut() -> bool) -> bool {
     let start = Instant::now();
     while start.elapsed() < timeout {
-        if f() {
+        if f().await {
             return true;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    f()
+    f().await
 }
 
 // ---- PostgreSQL -------------------------------------------------------------
