@@ -527,7 +527,7 @@ async fn send(
     channel: &str,
     stored: &Stored,
 ) -> Result<(Posted, Option<RootPosted>), SendError> {
-    let unavailable = |e: crate::store::StoreError| SendError::Transient(format!("store: {e}"));
+    let unavailable = threads::store_unavailable;
     match stored {
         Stored::Root { root } => {
             let thread = store
@@ -611,9 +611,11 @@ async fn send(
         Stored::Notice {
             address, notice, ..
         } => {
-            // A DM about a PR links to the PR's channel thread, if any.
+            // A DM about a PR links to the PR's channel thread, if any (no
+            // lookup when the publisher cannot make links: the console, or
+            // a workspace address not learnt).
             let link = match notice.pr() {
-                Some((repo, number)) if is_dm(channel) => store
+                Some((repo, number)) if is_dm(channel) && publisher.can_link() => store
                     .thread_of(repo, number)
                     .await
                     .ok()

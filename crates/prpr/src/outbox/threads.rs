@@ -239,6 +239,11 @@ impl ThreadUpdater {
     }
 }
 
+/// A store failure met while sending: worth retrying, like a network error.
+pub(super) fn store_unavailable(e: crate::store::StoreError) -> SendError {
+    SendError::Transient(format!("store: {e}"))
+}
+
 /// Posts a thread's root again (it was deleted in Slack) and records its
 /// new `ts`; returns it.
 pub async fn repost_root(
@@ -250,7 +255,7 @@ pub async fn repost_root(
     repo: &str,
     number: u64,
 ) -> Result<String, SendError> {
-    let unavailable = |e: crate::store::StoreError| SendError::Transient(format!("store: {e}"));
+    let unavailable = store_unavailable;
     let thread = store
         .thread_root(channel, repo, number)
         .await

@@ -193,6 +193,11 @@ impl SlackClient {
         }
     }
 
+    /// Whether `auth.test` has told the workspace's address (for links).
+    pub fn workspace_known(&self) -> bool {
+        self.workspace_url.get().is_some()
+    }
+
     /// `https://<workspace>.slack.com/archives/<channel>/p<ts without dot>`.
     pub fn permalink(&self, channel: &str, ts: &str) -> Option<String> {
         let base = self.workspace_url.get()?;

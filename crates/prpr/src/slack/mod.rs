@@ -102,6 +102,14 @@ impl Publisher {
         }
     }
 
+    /// Whether [`Publisher::permalink`] can give links at all.
+    pub fn can_link(&self) -> bool {
+        match self {
+            Publisher::Slack(c) => c.workspace_known(),
+            Publisher::Console(_) => false,
+        }
+    }
+
     /// A link to the message `ts` in `channel`, when the workspace's address
     /// is known (from `auth.test`).
     pub fn permalink(&self, channel: &str, ts: &str) -> Option<String> {

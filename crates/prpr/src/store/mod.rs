@@ -578,10 +578,11 @@ impl Store {
                     (Place::Message, _) | (_, None) => None,
                     (place, Some(key)) => Some((place, key)),
                 };
+                // What this notice queues in its channel, in order: the
+                // root first when it opens the PR's thread, then itself.
+                let mut rows: Vec<(&str, String)> = Vec::with_capacity(2);
                 if let Some((_, (repo, number))) = thread {
-                    // The first notice about a PR in a channel opens its
-                    // thread: the root is queued ahead of the reply, and
-                    // per-channel order makes it go first.
+                    // Per-channel order makes the root go before its replies.
                     let opened = sqlx::query(
                         "INSERT INTO threads (channel, repo, number, created_at) VALUES ($1, $2, $3, $4) \
                          ON CONFLICT (channel, repo, number) DO NOTHING",
@@ -594,41 +595,28 @@ impl Store {
                     .await?
                     .rows_affected();
                     if opened == 1 {
-                        let root = serde_json::to_string(&serde_json::json!({"root": {"repo": repo, "number": number}}))
-                            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                        let id: i64 = sqlx::query(
-                            "INSERT INTO outbox (delivery_id, channel, kind, message, status, attempts, next_attempt_at, created_at) \
-                             VALUES ($1, $2, 'root', $3, 'pending', 0, $4, $4) RETURNING id",
-                        )
-                        .bind(d.id)
-                        .bind(&n.channel)
-                        .bind(root)
-                        .bind(now_ms)
-                        .fetch_one(&mut *tx)
-                        .await?
-                        .try_get("id")?;
-                        queued.push(id);
+                        rows.push(("root", serde_json::json!({"root": {"repo": repo, "number": number}}).to_string()));
                     }
                 }
-                if matches!(thread, Some((Place::Root, _))) {
-                    continue;
+                if !matches!(thread, Some((Place::Root, _))) {
+                    // The notice as data, rendered only when it is sent.
+                    rows.push((n.kind().as_str(), serde_json::json!({"address": n.address, "notice": n.notice, "place": n.place}).to_string()));
                 }
-                // The notice as data, rendered only when it is sent.
-                let message = serde_json::to_string(&serde_json::json!({"address": n.address, "notice": n.notice, "place": n.place}))
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                let id: i64 = sqlx::query(
-                    "INSERT INTO outbox (delivery_id, channel, kind, message, status, attempts, next_attempt_at, created_at) \
-                     VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5) RETURNING id",
-                )
-                .bind(d.id)
-                .bind(&n.channel)
-                .bind(n.kind().as_str())
-                .bind(message)
-                .bind(now_ms)
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get("id")?;
-                queued.push(id);
+                for (kind, message) in rows {
+                    let id: i64 = sqlx::query(
+                        "INSERT INTO outbox (delivery_id, channel, kind, message, status, attempts, next_attempt_at, created_at) \
+                         VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5) RETURNING id",
+                    )
+                    .bind(d.id)
+                    .bind(&n.channel)
+                    .bind(kind)
+                    .bind(message)
+                    .bind(now_ms)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get("id")?;
+                    queued.push(id);
+                }
             }
 
             if !queued.is_empty() {
