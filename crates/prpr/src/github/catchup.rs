@@ -39,8 +39,11 @@ use crate::webhook_setup::EVENTS;
 
 /// GitHub.com keeps deliveries 3 days (GHES 7): never look further back.
 pub const MAX_LOOKBACK: Duration = Duration::from_secs(3 * 86_400);
-/// A pass holds the lease this long at most (a crashed task's lease expires).
-const LEASE: Duration = Duration::from_secs(15 * 60);
+/// A pass holds the lease this long unless it renews it, which it does every
+/// third of it while it runs (a pass may wait out GitHub's limits for
+/// minutes): a task killed mid-pass holds up the other tasks' catch-up for
+/// at most this long.
+const LEASE: Duration = Duration::from_secs(30);
 /// Each pass looks this much further back than where the last one started:
 /// GitHub's `delivered_at` has whole seconds, and its clock is not ours.
 /// What the overlap shows again is skipped (stored, or already successful).
@@ -300,13 +303,37 @@ impl CatchUp {
             None => checked_to - OVERLAP.as_millis() as i64,
         }
         .max(oldest);
-        let result = self.pass_within(since, opts).await;
+        let result = self.renewing_lease(self.pass_within(since, opts)).await;
         let complete = matches!(&result, Ok(r) if r.stopped_early.is_none());
         let record = (complete && opts.since.is_none() && !opts.dry_run).then_some(now);
         if let Err(e) = self.store.catch_up_release(&self.owner, record).await {
             tracing::warn!(error = %e, "catch-up: cannot release the lease; it expires by itself");
         }
         result
+    }
+
+    /// Runs `work`, renewing this task's lease every third of [`LEASE`].
+    /// A lease that ran out and was taken by another task is logged; the
+    /// pass goes on (at worst a redelivery is asked for twice, and prpr
+    /// answers the second `duplicate`).
+    async fn renewing_lease<T>(&self, work: impl std::future::Future<Output = T>) -> T {
+        let period = LEASE / 3;
+        let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                done = &mut work => return done,
+                _ = renew.tick() => {
+                    let now = self.clock.now_ms();
+                    let until = now + LEASE.as_millis() as i64;
+                    match self.store.catch_up_lease(&self.owner, now, until).await {
+                        Ok(Some(_)) => {}
+                        Ok(None) => tracing::warn!("catch-up: the pass outlived its lease and another task took it over"),
+                        Err(e) => tracing::warn!(error = %e, "catch-up: cannot renew the lease; it runs out unless a later renewal succeeds"),
+                    }
+                }
+            }
+        }
     }
 
     async fn pass_within(

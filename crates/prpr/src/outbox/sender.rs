@@ -10,6 +10,12 @@
 //! Guarantee: at least once. A message is marked sent only after Slack said
 //! ok; if the process dies between the two, the lease expires and it is sent
 //! again — the only way a duplicate can reach Slack.
+//!
+//! A claim is short ([`SenderOptions::send_lease`]) and renewed while its send
+//! lasts: a live sender keeps its messages however slow Slack is, and the
+//! messages of a killed one (and every later message to their channels,
+//! which wait behind them) are taken over within seconds instead of a
+//! minute.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -45,8 +51,12 @@ pub struct SenderOptions {
     pub max_attempts: u32,
     pub retry_initial: Duration,
     pub retry_max: Duration,
-    /// How long a claimed message is reserved for this process.
+    /// How long a claimed thread update is reserved for this process.
     pub lease: Duration,
+    /// How long a claimed message is reserved for this process; renewed
+    /// every third of it while the send is in progress, so only a dead
+    /// sender's claims run out.
+    pub send_lease: Duration,
     /// Sends in flight at once (across channels). Why 128: Slack answers in
     /// 100–300 ms, so 200 channels at 1 message/s keep 20–60 sends in
     /// flight; with 16 a backlog over many channels drained at a fraction of
@@ -70,6 +80,7 @@ impl Default for SenderOptions {
             retry_initial: Duration::from_secs(1),
             retry_max: Duration::from_secs(300),
             lease: Duration::from_secs(60),
+            send_lease: Duration::from_secs(15),
             concurrency: 128,
             poll: Duration::from_secs(2),
             update_interval: Duration::from_secs(2),
@@ -169,6 +180,8 @@ impl Sender {
         let mut last_pass = clock.instant() - MIN_PASS_INTERVAL;
         let mut pass_interval = MIN_PASS_INTERVAL;
         let mut saturated = false;
+        let mut renew = tokio::time::interval(self.opts.send_lease / 3);
+        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             if *shutdown.borrow() {
                 break;
@@ -223,6 +236,7 @@ impl Sender {
                         finished(&mut in_flight, done);
                     }
                 }
+                _ = renew.tick() => self.renew(&in_flight).await,
                 _ = shutdown.changed() => {}
             }
         }
@@ -230,7 +244,30 @@ impl Sender {
         if pending > 0 {
             tracing::info!(in_flight = pending, "waiting for Slack sends in flight");
         }
-        while tasks.join_next().await.is_some() {}
+        loop {
+            tokio::select! {
+                done = tasks.join_next_with_id() => match done {
+                    Some(done) => finished(&mut in_flight, done),
+                    None => break,
+                },
+                _ = renew.tick() => self.renew(&in_flight).await,
+            }
+        }
+    }
+
+    /// Extends the claims of the sends in progress. A failure is only
+    /// logged: the claims then run out after `send_lease`, and another
+    /// sender may send those messages again (at least once).
+    async fn renew(&self, in_flight: &InFlight) {
+        let ids = in_flight.outbox_ids();
+        if ids.is_empty() {
+            return;
+        }
+        let now = self.clock.now_ms();
+        let until = now + self.opts.send_lease.as_millis() as i64;
+        if let Err(e) = self.store.renew_leases(&ids, now, until).await {
+            tracing::warn!(error = %e, in_flight = ids.len(), "could not renew the claims of Slack sends in progress");
+        }
     }
 
     /// Claims and starts what can go now, claiming every pick in one
@@ -303,7 +340,7 @@ impl Sender {
                 picked.push(item);
             }
         }
-        let lease_until = now + self.opts.lease.as_millis() as i64;
+        let lease_until = now + self.opts.send_lease.as_millis() as i64;
         let ids: Vec<i64> = picked.iter().map(|i| i.id).collect();
         let claimed: HashSet<i64> = match self.store.claim_many(&ids, now, lease_until).await {
             Ok(c) => c.into_iter().collect(),
@@ -320,7 +357,7 @@ impl Sender {
             if !claimed.contains(&item.id) {
                 continue;
             }
-            let channel = item.channel.clone();
+            let (channel, outbox_id) = (item.channel.clone(), item.id);
             let (store, publisher, limiter, opts, clock) = (
                 self.store.clone(),
                 self.publisher.clone(),
@@ -336,7 +373,7 @@ impl Sender {
                     let _ = tx.send((id, outcome));
                 }
             });
-            in_flight.start(task.id(), channel);
+            in_flight.start(task.id(), channel, outbox_id);
         }
         Pass {
             next_ready: earliest,
@@ -353,23 +390,28 @@ struct Pass {
     saturated: bool,
 }
 
-/// Channels with a send in progress, by the task sending. Keyed by task ID so
-/// that even a task that panicked frees its channel (its lease then expires
-/// and the message is retried).
+/// Channels with a send in progress, and the message each sends, by the task
+/// sending. Keyed by task ID so that even a task that panicked frees its
+/// channel (its lease then expires and the message is retried).
 #[derive(Default)]
 struct InFlight {
-    by_task: HashMap<tokio::task::Id, String>,
+    by_task: HashMap<tokio::task::Id, (String, i64)>,
     channels: HashSet<String>,
 }
 
 impl InFlight {
-    fn start(&mut self, task: tokio::task::Id, channel: String) {
+    fn start(&mut self, task: tokio::task::Id, channel: String, outbox_id: i64) {
         self.channels.insert(channel.clone());
-        self.by_task.insert(task, channel);
+        self.by_task.insert(task, (channel, outbox_id));
     }
 
     fn busy(&self, channel: &str) -> bool {
         self.channels.contains(channel)
+    }
+
+    /// The messages being sent, whose claims are renewed.
+    fn outbox_ids(&self) -> Vec<i64> {
+        self.by_task.values().map(|(_, id)| *id).collect()
     }
 }
 
@@ -382,7 +424,7 @@ fn finished(in_flight: &mut InFlight, done: Result<(tokio::task::Id, ()), tokio:
             e.id()
         }
     };
-    if let Some(channel) = in_flight.by_task.remove(&id) {
+    if let Some((channel, _)) = in_flight.by_task.remove(&id) {
         in_flight.channels.remove(&channel);
     }
 }

@@ -212,6 +212,42 @@ impl Store {
         })
     }
 
+    /// Extends the leases of messages still claimed (lease not yet run out)
+    /// to `lease_until_ms`: the sender renews its sends in progress in one
+    /// statement. A lease that has run out is left alone, since another
+    /// sender may hold the message now.
+    pub async fn renew_leases(
+        &self,
+        ids: &[i64],
+        now_ms: i64,
+        lease_until_ms: i64,
+    ) -> Result<u64, StoreError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let _g = self.write_guard().await;
+        let sql = match self.dialect {
+            Dialect::Sqlite => {
+                "UPDATE outbox SET lease_until = $1 \
+                 WHERE id IN (SELECT value FROM json_each($3)) AND status = 'pending' AND lease_until > $2"
+            }
+            Dialect::Postgres => {
+                "UPDATE outbox SET lease_until = $1 \
+                 WHERE id IN (SELECT value::bigint FROM json_array_elements_text($3::json)) AND status = 'pending' AND lease_until > $2"
+            }
+        };
+        let list = serde_json::to_string(ids).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        with_pool!(self, p => {
+            Ok(sqlx::query(sql)
+                .bind(lease_until_ms)
+                .bind(now_ms)
+                .bind(&list)
+                .execute(p)
+                .await?
+                .rows_affected())
+        })
+    }
+
     pub async fn mark_sent(
         &self,
         id: i64,

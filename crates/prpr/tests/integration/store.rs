@@ -205,6 +205,33 @@ async fn channel_heads_in_order_one_at_a_time(store: Store) {
             .unwrap()
             .is_empty()
     );
+    // A sender renews the claims of its sends in progress: nobody else gets
+    // them until the renewed lease runs out; a lease already run out (the
+    // message may be another sender's now) is not renewed.
+    assert_eq!(
+        store
+            .renew_leases(&[c1.id, c2.id], 19_000, 30_000)
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(
+        store
+            .claim_many(&[c1.id, c2.id], 25_000, 40_000)
+            .await
+            .unwrap()
+            .is_empty(),
+        "renewed until 30,000"
+    );
+    assert_eq!(
+        store
+            .renew_leases(&[c1.id, c2.id], 30_000, 50_000)
+            .await
+            .unwrap(),
+        0,
+        "run out at 30,000"
+    );
+    assert_eq!(store.renew_leases(&[], 30_000, 50_000).await.unwrap(), 0);
 }
 
 async fn retries_dead_letters_and_requeue(store: Store) {
