@@ -516,10 +516,7 @@ impl GitHubDouble {
         status_code: u16,
         age: Duration,
     ) -> DeliveryRecord {
-        let mut state = lock(&self.inner.shared.state);
-        state.next_delivery_id += 1;
-        let id = state.next_delivery_id;
-        let record = DeliveryRecord {
+        self.push_delivery(|id| DeliveryRecord {
             id,
             guid: format!("{:08x}-0000-4000-8000-{id:012x}", fastid(id)),
             hook: hook.clone(),
@@ -530,7 +527,45 @@ impl GitHubDouble {
             event: event.to_owned(),
             action: payload["action"].as_str().map(str::to_owned),
             payload: payload.to_string(),
-        };
+        })
+    }
+
+    /// Records a delivery made just now with the `X-GitHub-Delivery` `guid`
+    /// and exactly `body`, for a test that plays GitHub's sender itself and
+    /// records what GitHub would show: `status_code` as for
+    /// [`add_delivery`](Self::add_delivery) (0: no answer), `redelivery` for
+    /// a later attempt of the same GUID.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_delivery(
+        &self,
+        hook: &HookRef,
+        guid: &str,
+        event: &str,
+        action: Option<&str>,
+        body: &str,
+        status_code: u16,
+        redelivery: bool,
+    ) -> DeliveryRecord {
+        self.push_delivery(|id| DeliveryRecord {
+            id,
+            guid: guid.to_owned(),
+            hook: hook.clone(),
+            delivered_at: now_secs(),
+            redelivery,
+            status: status_text(status_code),
+            status_code,
+            event: event.to_owned(),
+            action: action.map(str::to_owned),
+            payload: body.to_owned(),
+        })
+    }
+
+    /// Stores the delivery `make` builds with the next ID, and tells the
+    /// tests waiting on deliveries.
+    fn push_delivery(&self, make: impl FnOnce(u64) -> DeliveryRecord) -> DeliveryRecord {
+        let mut state = lock(&self.inner.shared.state);
+        state.next_delivery_id += 1;
+        let record = make(state.next_delivery_id);
         state.deliveries.push(record.clone());
         self.inner
             .shared
@@ -559,22 +594,14 @@ impl GitHubDouble {
         status_code: u16,
         age: Duration,
     ) -> DeliveryRecord {
-        let mut state = lock(&self.inner.shared.state);
-        state.next_delivery_id += 1;
-        let record = DeliveryRecord {
-            id: state.next_delivery_id,
+        self.push_delivery(|id| DeliveryRecord {
+            id,
             delivered_at: now_secs().saturating_sub(age.as_secs()),
             redelivery: true,
             status: status_text(status_code),
             status_code,
             ..original.clone()
-        };
-        state.deliveries.push(record.clone());
-        self.inner
-            .shared
-            .delivery_count
-            .send_replace(state.deliveries.len());
-        record
+        })
     }
 
     /// Waits (at most `timeout`) until `n` deliveries are stored, then

@@ -42,7 +42,9 @@
 //! [`SlackDouble::set_fault`] and [`SlackDouble::fail_next`] apply to
 //! `chat.postMessage` (as they always did);
 //! [`SlackDouble::set_method_fault`] and [`SlackDouble::fail_next_method`]
-//! take the method name (`"chat.update"`, `"reactions.add"`, …). A fault
+//! take the method name (`"chat.update"`, `"reactions.add"`, …);
+//! [`SlackDouble::fail_every`] fails a steady fraction of
+//! `chat.postMessage` calls. A fault
 //! answers before authentication and validation, as a failing load balancer
 //! or Slack outage would.
 
@@ -248,6 +250,10 @@ struct SlackState {
 struct MethodFaults {
     standing: Option<Fault>,
     next: VecDeque<Fault>,
+    /// `(n, fault)`: every n-th call not taken by `next` or `standing`.
+    every: Vec<(u64, Fault)>,
+    /// Calls counted for `every`.
+    calls: u64,
 }
 
 impl SlackState {
@@ -267,7 +273,15 @@ impl SlackState {
     /// The fault for the next call of `method`, if any.
     fn take_fault(&mut self, method: &str) -> Option<Fault> {
         let f = self.faults.get_mut(method)?;
-        f.next.pop_front().or_else(|| f.standing.clone())
+        if let Some(fault) = f.next.pop_front().or_else(|| f.standing.clone()) {
+            return Some(fault);
+        }
+        f.calls += 1;
+        let calls = f.calls;
+        f.every
+            .iter()
+            .find(|(n, _)| calls.is_multiple_of(*n))
+            .map(|(_, fault)| fault.clone())
     }
 }
 
@@ -413,6 +427,20 @@ impl SlackDouble {
     /// fails the next call with A and the one after with B.
     pub fn fail_next(&self, n: usize, fault: Fault) {
         self.fail_next_method(POST_MESSAGE, n, fault);
+    }
+
+    /// Every `n`-th `chat.postMessage` call gets `fault`, for good: a steady
+    /// fraction of failures under load. Several can be set (the first whose
+    /// `n` divides the call count applies); [`fail_next`](Self::fail_next)
+    /// and [`set_fault`](Self::set_fault) come first and are not counted.
+    pub fn fail_every(&self, n: u64, fault: Fault) {
+        let mut state = lock(&self.inner.shared.state);
+        state
+            .faults
+            .entry(POST_MESSAGE.to_owned())
+            .or_default()
+            .every
+            .push((n.max(1), fault));
     }
 
     /// Standing fault for calls of `method` (e.g. `"chat.update"`) from now

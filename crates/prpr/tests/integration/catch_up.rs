@@ -10,25 +10,11 @@ use serde_json::json;
 use testkit::github::{APP_PRIVATE_KEY_PEM, DeliveryRecord, GitHubDouble, GitHubFault, HookRef};
 use testkit::slack::{SlackConfig, SlackDouble};
 
-use crate::support::{BASE_CONFIG, Launch, SECRET, Server, eventually, request};
+use crate::support::{
+    BASE_CONFIG, HOOK_EVENTS, Launch, SECRET, Server, eventually, free_port, request,
+};
 
 const GH_TOKEN: &str = "ghp_catchup_test";
-const EVENTS: [&str; 4] = [
-    "pull_request",
-    "pull_request_review",
-    "pull_request_review_comment",
-    "issue_comment",
-];
-
-/// A port free right now, so prpr's webhook URL is known before it starts
-/// (the hooks must point at it, and catch-up runs at start).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn dms(slack: &SlackDouble, user: &str) -> usize {
     slack.posted().iter().filter(|p| p.channel == user).count()
@@ -77,8 +63,8 @@ async fn redelivers_exactly_the_missed_failed_deliveries() {
     assert_eq!(off.len(), 1);
     let url = format!("{}/webhook", server.base);
     // Another hook on the repository, not prpr's: never looked at.
-    let other = gh.add_hook_with_secret("acme/app", "https://ci.example/hook", "x", &EVENTS);
-    let id = gh.add_hook_with_secret("acme/app", &url, SECRET, &EVENTS);
+    let other = gh.add_hook_with_secret("acme/app", "https://ci.example/hook", "x", &HOOK_EVENTS);
+    let id = gh.add_hook_with_secret("acme/app", &url, SECRET, &HOOK_EVENTS);
     let hook = HookRef::Repo {
         repo: "acme/app".into(),
         id,
@@ -199,7 +185,7 @@ async fn a_pass_stops_early_when_the_rate_limit_is_low() {
         format!("{BASE_CONFIG}\n[github]\nrepos = [\"acme/app\"]\ncatch_up_rate_floor = 1\n");
     let server = Server::start(None, Launch::with_config(config)).await;
     let url = format!("{}/webhook", server.base);
-    let id = gh.add_hook_with_secret("acme/app", &url, SECRET, &EVENTS);
+    let id = gh.add_hook_with_secret("acme/app", &url, SECRET, &HOOK_EVENTS);
     let hook = HookRef::Repo {
         repo: "acme/app".into(),
         id,
@@ -260,8 +246,8 @@ async fn as_a_github_app_serve_catches_up_and_refreshes_expired_tokens() {
     gh.set_token_lifetime(Duration::from_secs(301));
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}/webhook");
-    gh.set_app_hook(&url, SECRET, &EVENTS);
-    let repo_hook = gh.add_hook_with_secret("acme/app", &url, SECRET, &EVENTS);
+    gh.set_app_hook(&url, SECRET, &HOOK_EVENTS);
+    let repo_hook = gh.add_hook_with_secret("acme/app", &url, SECRET, &HOOK_EVENTS);
     let missed_app = gh.add_failed_delivery(
         &HookRef::App,
         "pull_request",

@@ -10,12 +10,15 @@
 
 use crate::support;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::support::{Launch, SECRET, Server, fixture, members, request};
+use crate::support::{
+    Launch, SECRET, Sent, Server, client, fixture, members, post, posted_counts, pr_of, request,
+    target,
+};
 use serde_json::{Value, json};
 use testkit::slack::{Fault, RateLimit, SlackConfig, SlackDouble};
 
@@ -24,95 +27,6 @@ fn synchronize(number: u64) -> Value {
     let mut p = fixture("pull_request.synchronize");
     p["pull_request"]["number"] = json!(number);
     p
-}
-
-/// The PR number in a notification text (`…Hello-World#123>`).
-fn pr_of(text: &str) -> u64 {
-    text.split("Hello-World#")
-        .nth(1)
-        .and_then(|r| {
-            r.chars()
-                .take_while(char::is_ascii_digit)
-                .collect::<String>()
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("no PR number in {text:?}"))
-}
-
-/// (channel, PR) → how many times Slack accepted it.
-fn posted_counts(slack: &SlackDouble) -> BTreeMap<(String, u64), usize> {
-    let mut m = BTreeMap::new();
-    for p in slack.posted() {
-        *m.entry((p.channel.clone(), pr_of(p.text.as_deref().unwrap_or(""))))
-            .or_insert(0) += 1;
-    }
-    m
-}
-
-/// What became of one delivery attempt.
-#[derive(Debug, Clone)]
-struct Sent {
-    delivery: String,
-    body: Value,
-    /// `None`: no answer (connection refused, reset, timed out).
-    status: Option<u16>,
-    reply: Value,
-    started: Instant,
-}
-
-/// A client that does not reuse a connection across a server restart.
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
-}
-
-async fn post(http: &reqwest::Client, base: &str, delivery: &str, body: &Value) -> Sent {
-    let bytes = body.to_string().into_bytes();
-    let sig = testkit::sign::sha256_header(SECRET.as_bytes(), &bytes);
-    let started = Instant::now();
-    let resp = http
-        .post(format!("{base}/webhook"))
-        .header("content-type", "application/json")
-        .header("x-github-event", "pull_request")
-        .header("x-github-delivery", delivery)
-        .header("x-hub-signature-256", sig)
-        .body(bytes)
-        .send()
-        .await;
-    let (status, reply) = match resp {
-        Ok(r) => {
-            let status = r.status().as_u16();
-            match r.text().await {
-                Ok(t) => (
-                    Some(status),
-                    serde_json::from_str(&t).unwrap_or(Value::String(t)),
-                ),
-                // The answer was cut off: GitHub would not count it as delivered.
-                Err(_) => (None, Value::Null),
-            }
-        }
-        Err(_) => (None, Value::Null),
-    };
-    Sent {
-        delivery: delivery.to_string(),
-        body: body.clone(),
-        status,
-        reply,
-        started,
-    }
-}
-
-/// (channel, PR) a review request notifies.
-fn target(body: &Value) -> (String, u64) {
-    let login = body["requested_reviewer"]["login"].as_str().unwrap();
-    let i: usize = login.trim_start_matches('r').parse().unwrap();
-    (
-        format!("U0R{i:05}"),
-        body["pull_request"]["number"].as_u64().unwrap(),
-    )
 }
 
 /// Traffic for [`stream_deliveries`].
@@ -1045,7 +959,7 @@ async fn postgres_backends_killed_mid_load_poison_nothing() {
     let (acked, _) = split_acknowledged(&log);
     let want: Vec<(String, u64)> = acked.iter().map(|r| target(&r.body)).collect();
     // A message whose claim or "sent" mark died with its backend stays
-    // leased until the lease ends (60 s), then goes out: at least once, late.
+    // leased until the lease runs out (15 s), then goes out: at least once, late.
     assert!(wait_for_all(&slack, &want, Duration::from_secs(75)).await);
     s.drained(Duration::from_secs(75)).await;
     let counts = posted_counts(&slack);
@@ -1634,7 +1548,7 @@ async fn postgres_backends_killed_inside_transactions_answer_503_at_worst_and_lo
     let (acked, _) = split_acknowledged(&log);
     let want: Vec<(String, u64)> = acked.iter().map(|r| target(&r.body)).collect();
     // A "sent" mark killed with its backend is retried at once; only if every
-    // retry failed would the message wait for its lease (60 s): at least once.
+    // retry failed would the message wait for its lease (15 s): at least once.
     assert!(wait_for_all(&slack, &want, Duration::from_secs(75)).await);
     s.drained(Duration::from_secs(75)).await;
     let counts = posted_counts(&slack);

@@ -22,6 +22,7 @@ mod delivery;
 mod faults;
 mod in_process;
 mod intake;
+mod multi_task;
 mod notifications;
 mod properties;
 mod reminders;

@@ -15,6 +15,15 @@ use tokio::process::{Child, Command};
 pub const SECRET: &str = "test-webhook-secret";
 pub const TOKEN: &str = testkit::slack::DEFAULT_TOKEN;
 
+/// The events a webhook pointing at prpr is subscribed to (what catch-up
+/// asks GitHub about).
+pub const HOOK_EVENTS: [&str; 4] = [
+    "pull_request",
+    "pull_request_review",
+    "pull_request_review_comment",
+    "issue_comment",
+];
+
 /// Members and channels most tests use.
 pub const BASE_CONFIG: &str = r#"
 [notify]
@@ -47,6 +56,120 @@ pub fn request(reviewer: &str, number: u64) -> Value {
     p["requested_reviewer"]["login"] = serde_json::json!(reviewer);
     p["pull_request"]["number"] = serde_json::json!(number);
     p
+}
+
+/// (channel, PR) a review request from [`request`] with a reviewer of
+/// [`members`] notifies: the reviewer's DM.
+pub fn target(body: &Value) -> (String, u64) {
+    let login = body["requested_reviewer"]["login"].as_str().unwrap();
+    let i: usize = login.trim_start_matches('r').parse().unwrap();
+    (
+        format!("U0R{i:05}"),
+        body["pull_request"]["number"].as_u64().unwrap(),
+    )
+}
+
+/// The PR number in a notification text (`…Hello-World#123>`).
+pub fn pr_of(text: &str) -> u64 {
+    text.split("Hello-World#")
+        .nth(1)
+        .and_then(|r| {
+            r.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no PR number in {text:?}"))
+}
+
+/// (channel, PR) → how many times Slack accepted it.
+pub fn posted_counts(
+    slack: &testkit::slack::SlackDouble,
+) -> std::collections::BTreeMap<(String, u64), usize> {
+    let mut m = std::collections::BTreeMap::new();
+    for p in slack.posted() {
+        *m.entry((p.channel.clone(), pr_of(p.text.as_deref().unwrap_or(""))))
+            .or_insert(0) += 1;
+    }
+    m
+}
+
+/// What became of one delivery attempt.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub delivery: String,
+    pub body: Value,
+    /// `None`: no answer (connection refused, reset, timed out).
+    pub status: Option<u16>,
+    pub reply: Value,
+    pub started: Instant,
+}
+
+/// A client that does not reuse a connection across a server restart.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+/// POSTs a signed `pull_request` delivery to `{base}/webhook`; a failure to
+/// connect or a cut-off answer is recorded as no answer, as GitHub would.
+pub async fn post(http: &reqwest::Client, base: &str, delivery: &str, body: &Value) -> Sent {
+    let started = Instant::now();
+    let (status, reply) = post_text(http, base, delivery, body.to_string()).await;
+    Sent {
+        delivery: delivery.to_string(),
+        body: body.clone(),
+        status,
+        reply,
+        started,
+    }
+}
+
+/// [`post`] of a body already serialized: the status (`None`: no answer)
+/// and the reply.
+pub async fn post_text(
+    http: &reqwest::Client,
+    base: &str,
+    delivery: &str,
+    body: String,
+) -> (Option<u16>, Value) {
+    let sig = testkit::sign::sha256_header(SECRET.as_bytes(), body.as_bytes());
+    let resp = http
+        .post(format!("{base}/webhook"))
+        .header("content-type", "application/json")
+        .header("x-github-event", "pull_request")
+        .header("x-github-delivery", delivery)
+        .header("x-hub-signature-256", sig)
+        .body(body)
+        .send()
+        .await;
+    match resp {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            match r.text().await {
+                Ok(t) => (
+                    Some(status),
+                    serde_json::from_str(&t).unwrap_or(Value::String(t)),
+                ),
+                // The answer was cut off: GitHub would not count it as delivered.
+                Err(_) => (None, Value::Null),
+            }
+        }
+        Err(_) => (None, Value::Null),
+    }
+}
+
+/// A port free right now, so a server can be started (and restarted) on a
+/// port known in advance.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A config with reviewers r0…r{n-1}, each mapped to a Slack user (so each
