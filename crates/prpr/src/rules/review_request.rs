@@ -144,8 +144,13 @@ fn tell_team(d: &mut Decision, e: &PullRequestEvent, org: &str, slug: &str, cfg:
         slug: slug.to_string(),
     };
     let notice = request(e, whom, false);
-    d.expansions
-        .extend(team_expansion::defer(org, slug, &e.sender.login, &notice, cfg));
+    d.expansions.extend(team_expansion::defer(
+        org,
+        slug,
+        &e.sender.login,
+        &notice,
+        cfg,
+    ));
     d.notifications
         .extend(recipients::team(org, slug, cfg, notice));
 }

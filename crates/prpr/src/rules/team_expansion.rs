@@ -62,7 +62,9 @@ pub fn defer(
 pub fn still_wanted(x: &TeamExpansion, state: &PrState) -> Result<(), String> {
     let team = format!("{}/{}", x.org, x.slug);
     let Some(card) = &state.card else {
-        return Err(format!("nothing known about the PR of team {team}'s request"));
+        return Err(format!(
+            "nothing known about the PR of team {team}'s request"
+        ));
     };
     if card.status != PrStatus::Open {
         return Err(format!(
@@ -152,8 +154,10 @@ pub fn expand(
                 });
                 routing::apply_to_notices(&mut d, card, cfg);
             } else if told.is_empty() {
-                d.skipped
-                    .push(format!("no member of team {}/{} left to tell", x.org, x.slug));
+                d.skipped.push(format!(
+                    "no member of team {}/{} left to tell",
+                    x.org, x.slug
+                ));
             }
             let told = if told.len() > cfg.team_expand_max {
                 Vec::new()
@@ -207,8 +211,12 @@ mod tests {
         let mut v = base("review_requested", "carol");
         v["pull_request"] = pr_json("carol", false);
         v["pull_request"]["requested_teams"] = json!([{"slug": slug}]);
-        v["pull_request"]["requested_reviewers"] =
-            json!(reviewers.iter().map(|r| json!({"login": r})).collect::<Vec<_>>());
+        v["pull_request"]["requested_reviewers"] = json!(
+            reviewers
+                .iter()
+                .map(|r| json!({"login": r}))
+                .collect::<Vec<_>>()
+        );
         v["requested_team"] = json!({"slug": slug, "name": slug});
         event("pull_request", v)
     }
@@ -270,7 +278,12 @@ mod tests {
         let got: Vec<(&str, String)> = d
             .notifications
             .iter()
-            .map(|n| (n.channel.as_str(), n.text().lines().next().unwrap_or("").to_string()))
+            .map(|n| {
+                (
+                    n.channel.as_str(),
+                    n.text().lines().next().unwrap_or("").to_string(),
+                )
+            })
             .collect();
         assert_eq!(
             got,
@@ -285,13 +298,20 @@ mod tests {
                 ),
             ]
         );
-        assert!(d.notifications.iter().all(|n| n.kind() == Kind::ReviewRequested));
+        assert!(
+            d.notifications
+                .iter()
+                .all(|n| n.kind() == Kind::ReviewRequested)
+        );
         // An unmapped member is named in the default channel, as a request by
         // name would; with channel delivery, a mention there.
         c.delivery = DeliveryMode::Channel;
         let d = expand(&x, Some(&members(&["zed", "alice"])), &state, &c);
         let texts: Vec<String> = d.notifications.iter().map(|n| n.text()).collect();
-        assert!(texts[0].starts_with("@zed :eyes: @carol requested your review"), "{texts:?}");
+        assert!(
+            texts[0].starts_with("@zed :eyes: @carol requested your review"),
+            "{texts:?}"
+        );
         assert!(texts[1].starts_with("<@U0ALICE01> :eyes:"), "{texts:?}");
     }
 
@@ -304,7 +324,10 @@ mod tests {
         assert_eq!(d.notifications.len(), 1);
         let n = &d.notifications[0];
         assert_eq!(n.channel, "C0DOCS0001");
-        assert!(matches!(n.place, crate::notice::Place::Reply { .. }), "in the PR's thread");
+        assert!(
+            matches!(n.place, crate::notice::Place::Reply { .. }),
+            "in the PR's thread"
+        );
         assert_eq!(
             n.text().lines().next().unwrap_or(""),
             ":busts_in_silhouette: Team *acme/docs* has 3 members to ask, more than `team_expand_max` (2): nobody was messaged directly about <https://github.com/acme/app/pull/42|acme/app#42>."
@@ -341,6 +364,10 @@ mod tests {
         if let Some(card) = &mut closed.card {
             card.status = PrStatus::Closed;
         }
-        assert!(expand(&x, Some(&members(&["alice"])), &closed, &c).notifications.is_empty());
+        assert!(
+            expand(&x, Some(&members(&["alice"])), &closed, &c)
+                .notifications
+                .is_empty()
+        );
     }
 }

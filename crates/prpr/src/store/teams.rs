@@ -14,9 +14,7 @@
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{
-    Dialect, Pool, Store, StoreError, apply_decision, pr_state_for_update, with_pool,
-};
+use super::{Dialect, Pool, Store, StoreError, apply_decision, pr_state_for_update, with_pool};
 use crate::notice::{Decision, Place, PrState, TeamExpansion};
 
 /// A due expansion, as the expander needs it.

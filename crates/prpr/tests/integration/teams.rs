@@ -281,10 +281,9 @@ async fn a_team_request_dms_each_member_once(store: Store) {
         .find(|p| p.channel == slack_id("alice"))
         .unwrap();
     assert!(
-        dm.text
-            .as_deref()
-            .unwrap_or("")
-            .starts_with(":eyes: @carol requested your review on <https://github.com/acme/app/pull/1|acme/app#1>"),
+        dm.text.as_deref().unwrap_or("").starts_with(
+            ":eyes: @carol requested your review on <https://github.com/acme/app/pull/1|acme/app#1>"
+        ),
         "{dm:#?}"
     );
     assert!(
@@ -343,7 +342,8 @@ async fn auto_assignment_tells_each_member_once(store: Store) {
     rig.deliver(person_requested(3, "bob", &["alice", "bob"], &["docs"]))
         .await;
     rig.clock.advance(Duration::from_secs(1));
-    rig.deliver(team_removed(3, "docs", &["alice", "bob"])).await;
+    rig.deliver(team_removed(3, "docs", &["alice", "bob"]))
+        .await;
     rig.clock.advance(Duration::from_secs(5));
     rig.expander.pass().await;
     assert_eq!(
@@ -354,7 +354,11 @@ async fn auto_assignment_tells_each_member_once(store: Store) {
     let rows = rig.store.expansions("acme/app", 3).await.unwrap();
     assert_eq!(rows[0].status, "done");
     assert!(
-        rows[0].outcome.as_deref().unwrap_or("").contains("was removed"),
+        rows[0]
+            .outcome
+            .as_deref()
+            .unwrap_or("")
+            .contains("was removed"),
         "{rows:?}"
     );
     rig.stop().await;
@@ -470,4 +474,93 @@ async fn a_github_error_is_retried_then_a_missing_team_told_in_its_channel() {
         "{posted:#?}"
     );
     rig.stop().await;
+}
+
+/// Two tasks on one database: a row is claimed by one of them at a time,
+/// and a task whose lease ran out (another took the row over) cannot
+/// finish it, so no team request is expanded twice.
+async fn one_task_expands_a_row(store: Store) {
+    let mut rig = Rig::start(store, 8).await;
+    rig.gh.add_team("acme", "docs", &["alice", "bob"]);
+    rig.deliver(team_requested(8, "docs", &[])).await;
+    let now = rig.clock.now_ms();
+    assert!(
+        rig.store.due_expansions(now, 10).await.unwrap().is_empty(),
+        "not due before the debounce"
+    );
+    rig.clock.advance(Duration::from_secs(5));
+    let now = rig.clock.now_ms();
+    let due = rig.store.due_expansions(now, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    let row = &due[0];
+    assert!(
+        rig.store
+            .claim_expansion(row.id, "a", now, now + 1000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !rig.store
+            .claim_expansion(row.id, "b", now, now + 1000)
+            .await
+            .unwrap(),
+        "held by a"
+    );
+    assert!(
+        rig.store.due_expansions(now, 10).await.unwrap().is_empty(),
+        "a leased row is not handed out"
+    );
+    // a's lease runs out; b takes the row over and finishes it.
+    rig.clock.advance(Duration::from_secs(1));
+    let later = rig.clock.now_ms();
+    assert!(
+        rig.store
+            .claim_expansion(row.id, "b", later, later + 1000)
+            .await
+            .unwrap()
+    );
+    let cfg = rig.cfg.clone();
+    let members = vec!["alice".to_string(), "bob".to_string()];
+    let finish = |owner: &'static str| {
+        let (store, row, cfg, members) =
+            (rig.store.clone(), row.clone(), cfg.clone(), members.clone());
+        async move {
+            store
+                .finish_expansion(&row, owner, later, |state| {
+                    prpr::rules::team_expansion::expand(&row.expansion, Some(&members), state, &cfg)
+                })
+                .await
+                .unwrap()
+        }
+    };
+    assert!(
+        finish("a").await.is_none(),
+        "a lost the row: nothing written"
+    );
+    let (queued, _) = finish("b").await.expect("b's to finish");
+    assert_eq!(queued.len(), 2);
+    assert!(finish("b").await.is_none(), "done once");
+    rig.wake.notify_one();
+    assert_eq!(
+        rig.dms(&["alice", "bob"]).await,
+        counts(&[("alice", 1), ("bob", 1)])
+    );
+    // The expander finds nothing left to do.
+    rig.expander.pass().await;
+    assert_eq!(rig.member_calls("docs"), 0);
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_task_expands_a_row_on_sqlite() {
+    let (store, _dir) = sqlite().await;
+    one_task_expands_a_row(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_task_expands_a_row_on_postgres() {
+    let Some(db) = support::postgres_db().await else {
+        return;
+    };
+    one_task_expands_a_row(Store::connect(&db.url).await.unwrap()).await;
 }
