@@ -80,6 +80,12 @@ pub struct TeamExpander {
     cache: HashMap<String, (Vec<String>, i64)>,
 }
 
+impl super::Passes for TeamExpander {
+    fn next_pass(&mut self) -> impl Future<Output = Duration> + Send {
+        TeamExpander::pass(self)
+    }
+}
+
 impl TeamExpander {
     /// A GitHub client from the config's credentials, or why expansion is off.
     pub fn github(cfg: &Config, clock: &Clock) -> Result<Arc<GitHubClient>, String> {
@@ -112,17 +118,8 @@ impl TeamExpander {
     }
 
     /// Runs until `shutdown` turns true; an expansion in progress finishes first.
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
-        loop {
-            if *shutdown.borrow() {
-                break;
-            }
-            let wait = self.pass().await;
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = shutdown.changed() => {}
-            }
-        }
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        super::passes(self, shutdown).await;
     }
 
     /// Expands what is due; returns how long to wait before the next pass.
@@ -147,13 +144,8 @@ impl TeamExpander {
                 Err(e) => tracing::warn!(error = %e, "team expansion: claim failed"),
             }
         }
-        match self.store.next_expansion_at().await {
-            Ok(Some(at)) => {
-                let ms = (at - self.clock.now_ms()).max(0) as u64;
-                Duration::from_millis(ms).clamp(Duration::from_millis(10), POLL)
-            }
-            _ => POLL,
-        }
+        let next = self.store.next_expansion_at().await.ok().flatten();
+        super::wait_until(next, self.clock.now_ms(), POLL)
     }
 
     async fn expand(&mut self, row: DueExpansion) {

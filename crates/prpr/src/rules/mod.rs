@@ -202,6 +202,20 @@ pub(crate) mod test_support {
         Event::parse(name, v.to_string().as_bytes()).expect("valid test payload")
     }
 
+    /// `(channel, first line of the text)` of each notification, as a
+    /// reader scanning Slack sees them.
+    pub fn first_lines(d: &crate::notice::Decision) -> Vec<(&str, String)> {
+        d.notifications
+            .iter()
+            .map(|n| {
+                (
+                    n.channel.as_str(),
+                    n.text().lines().next().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    }
+
     pub fn base(action: &str, sender: &str) -> serde_json::Value {
         serde_json::json!({
             "action": action,

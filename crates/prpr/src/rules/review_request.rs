@@ -315,16 +315,7 @@ mod tests {
             ..PrState::default()
         };
         let d = decide(&event("pull_request", v), &state, &cfg());
-        let got: Vec<(&str, String)> = d
-            .notifications
-            .iter()
-            .map(|n| {
-                (
-                    n.channel.as_str(),
-                    n.text().lines().next().unwrap_or("").to_string(),
-                )
-            })
-            .collect();
+        let got = first_lines(&d);
         assert_eq!(
             got.iter()
                 .map(|(c, t)| (*c, t.as_str()))

@@ -275,16 +275,7 @@ mod tests {
         let list = members(&["carol", "alice", "bob", "dave", "ALICE"]);
         assert_eq!(to_tell(&x, &list, &state), vec!["alice", "dave"]);
         let d = expand(&x, Some(&list), &state, &c);
-        let got: Vec<(&str, String)> = d
-            .notifications
-            .iter()
-            .map(|n| {
-                (
-                    n.channel.as_str(),
-                    n.text().lines().next().unwrap_or("").to_string(),
-                )
-            })
-            .collect();
+        let got = first_lines(&d);
         assert_eq!(
             got,
             vec![
