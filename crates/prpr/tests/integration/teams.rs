@@ -31,7 +31,7 @@ const PEOPLE: [&str; 12] = [
 ];
 
 fn slack_id(login: &str) -> String {
-    format!("U0{}", login.to_ascii_uppercase())
+    format!("U0{:0<9}", login.to_ascii_uppercase())
 }
 
 /// A `pull_request` event about acme/app#`number` by carol; `f` adjusts it.
@@ -563,4 +563,70 @@ async fn one_task_expands_a_row_on_postgres() {
         return;
     };
     one_task_expands_a_row(Store::connect(&db.url).await.unwrap()).await;
+}
+
+/// `prpr serve` with a GitHub token: the expander runs and a team's members
+/// get their DMs after the debounce; without credentials the log says
+/// expansion is off and the team's channel alone is told, as before.
+#[tokio::test]
+async fn serve_expands_with_a_token_and_says_off_without() {
+    let slack = SlackDouble::start(SlackConfig::default()).await;
+    let gh = GitHubDouble::start(GH_TOKEN).await;
+    gh.add_team("acme", "docs", &["carol", "alice", "bob"]);
+    let config = format!(
+        "[notify]\nchannel = \"C0GENERAL1\"\nteam_debounce = \"200ms\"\n[slack]\nper_channel_per_sec = 50.0\nburst = 50\n\
+         [members]\nalice = \"{}\"\nbob = \"{}\"\n[teams]\n\"acme/docs\" = {{ channel = \"{TEAM_CHANNEL}\" }}\n",
+        slack_id("alice"),
+        slack_id("bob")
+    );
+    let server = support::Server::start(
+        Some(&slack),
+        support::Launch {
+            config: config.clone(),
+            env: vec![
+                ("GITHUB_TOKEN".into(), GH_TOKEN.into()),
+                ("GITHUB_API_URL".into(), gh.api_url()),
+            ],
+            ..support::Launch::default()
+        },
+    )
+    .await;
+    server
+        .logged("team expansion on: a review request to a team without a user group is also DMed to its members", 1, Duration::from_secs(10))
+        .await;
+    let (status, _) = server
+        .deliver("pull_request", "team-1", &team_requested(9, "docs", &[]))
+        .await;
+    assert_eq!(status, 202);
+    let dm = |posted: &[testkit::slack::Posted], login: &str| {
+        posted
+            .iter()
+            .filter(|p| p.channel == slack_id(login))
+            .count()
+    };
+    assert!(
+        support::eventually(Duration::from_secs(10), || {
+            let posted = slack.posted();
+            dm(&posted, "alice") == 1 && dm(&posted, "bob") == 1
+        })
+        .await,
+        "{:#?}",
+        slack.posted()
+    );
+    let expanded = server
+        .logged("team request expanded", 1, Duration::from_secs(5))
+        .await;
+    assert_eq!(expanded[0]["queued"], 2, "{expanded:?}");
+
+    let off = support::Server::start(Some(&slack), support::Launch::with_config(config)).await;
+    let said = off
+        .logged("team expansion off", 1, Duration::from_secs(10))
+        .await;
+    assert!(
+        said[0]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("no GitHub token or App credentials"),
+        "{said:?}"
+    );
 }
