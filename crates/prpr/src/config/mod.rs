@@ -699,6 +699,48 @@ mod tests {
     }
 
     #[test]
+    fn team_expansion_settings_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            &dir,
+            "prpr.toml",
+            "[notify]\nteam_expand_max = 3\nteam_debounce = \"2s\"\n[github]\nteam_cache = \"10m\"\n",
+        );
+        let loaded = load(Some(&p), &[("X", "")]);
+        assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+        let c = &loaded.config;
+        assert_eq!(c.notify.team_expand_max, 3);
+        assert_eq!(c.notify.team_debounce, Duration::from_secs(2));
+        assert_eq!(c.github.team_cache, Duration::from_secs(600));
+        assert!(!c.notify.expand_teams, "only `prpr serve` turns it on");
+        let d = Config::default();
+        assert_eq!(
+            (
+                d.notify.team_expand_max,
+                d.notify.team_debounce,
+                d.github.team_cache
+            ),
+            (8, Duration::from_secs(5), Duration::from_secs(3600))
+        );
+        let p = write(
+            &dir,
+            "bad.toml",
+            "[notify]\nteam_expand_max = 500\nteam_debounce = \"1h\"\n",
+        );
+        let m = messages(&load(Some(&p), &[("X", "")]));
+        assert!(
+            m.iter()
+                .any(|m| m.contains("notify.team_expand_max must be at most 100")),
+            "{m:?}"
+        );
+        assert!(
+            m.iter()
+                .any(|m| m.contains("notify.team_debounce must be at most 10m")),
+            "{m:?}"
+        );
+    }
+
+    #[test]
     fn example_is_valid_and_complete() {
         let dir = tempfile::tempdir().unwrap();
         write(&dir, "MEMBERS.md", " * @alice: U0ALICE01\n");

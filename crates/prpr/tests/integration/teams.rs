@@ -361,6 +361,20 @@ async fn auto_assignment_tells_each_member_once(store: Store) {
             .contains("was removed"),
         "{rows:?}"
     );
+
+    // Asked, withdrawn and asked again within the debounce: one waiting
+    // expansion (the second replaces the first), each member told once.
+    rig.deliver(team_requested(10, "docs", &[])).await;
+    rig.deliver(team_removed(10, "docs", &[])).await;
+    rig.deliver(team_requested(10, "docs", &[])).await;
+    let rows = rig.store.expansions("acme/app", 10).await.unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    rig.clock.advance(Duration::from_secs(5));
+    rig.expander.pass().await;
+    assert_eq!(
+        rig.dms(&["alice", "bob", "dave"]).await,
+        counts(&[("alice", 2), ("bob", 2), ("dave", 1)])
+    );
     rig.stop().await;
 }
 
