@@ -227,6 +227,35 @@ pub async fn run(
                 None
             }
         };
+    // Team expansion: off (said once) without GitHub credentials; team
+    // requests then go to the team's channel only, as before.
+    let expander = match crate::outbox::teams::TeamExpander::github(&cfg, &clock) {
+        Ok(github) => {
+            cfg.notify.expand_teams = cfg.notify.team_expand_max > 0;
+            tracing::info!(
+                max = cfg.notify.team_expand_max,
+                debounce_ms = cfg.notify.team_debounce.as_millis() as u64,
+                "team expansion on: a review request to a team without a user group is also DMed to its members"
+            );
+            Some(github)
+        }
+        Err(why) => {
+            tracing::info!(reason = %why, "team expansion off");
+            None
+        }
+    };
+    let notify = Arc::new(cfg.notify.clone());
+    let expander_task = expander.map(|github| {
+        let expander = crate::outbox::teams::TeamExpander::new(
+            store.clone(),
+            github,
+            notify.clone(),
+            crate::outbox::teams::ExpanderOptions::from_config(&cfg),
+            clock.clone(),
+            wake.clone(),
+        );
+        tokio::spawn(expander.run(stop_rx.clone()))
+    });
     let scheduler_task = crate::reminders::Scheduler::has_work(&cfg).then(|| {
         let scheduler = crate::reminders::Scheduler::new(
             store.clone(),
@@ -239,7 +268,7 @@ pub async fn run(
 
     let intake = Arc::new(Intake {
         store: store.clone(),
-        notify: Arc::new(cfg.notify.clone()),
+        notify,
         ops: Arc::new(cfg.ops.clone()),
         verifier,
         wake,
@@ -284,6 +313,10 @@ pub async fn run(
         let _ = tokio::time::timeout_at(budget_end, task).await;
     }
     if let Some(task) = scheduler_task {
+        let _ = tokio::time::timeout_at(budget_end, task).await;
+    }
+    if let Some(task) = expander_task {
+        // An expansion in progress is queued whole, or redone after restart.
         let _ = tokio::time::timeout_at(budget_end, task).await;
     }
     match tokio::time::timeout_at(budget_end, sender_task).await {

@@ -339,6 +339,43 @@ pub enum Notice {
     /// digest is several of these (`page` of `pages`), each within Slack's
     /// 50-block limit; see [`crate::reminders::digest`].
     Digest(Digest),
+    /// A team's review request was not passed on to its members by DM
+    /// (see [`TeamExpansion`]): said in the team's channel, so nobody
+    /// assumes they were told.
+    TeamNotExpanded {
+        pr: Pr,
+        org: String,
+        slug: String,
+        why: NotExpanded,
+    },
+}
+
+/// Why a team's members were not DMed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum NotExpanded {
+    /// More members to tell than `[notify] team_expand_max`.
+    TooMany { members: u32, max: u32 },
+    /// GitHub would not list the team's members (after retries).
+    Unavailable,
+}
+
+/// A team review request to pass on to the team's members, one DM each,
+/// once GitHub has had `delay_ms` to replace it by member requests (team
+/// auto-assignment). Decided by the rules, stored with the delivery in
+/// one transaction, carried out by [`crate::outbox::teams`], which needs
+/// the GitHub API for the members.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamExpansion {
+    pub org: String,
+    pub slug: String,
+    /// The team's request notice (`whom` is the team); each member gets it
+    /// addressed to them.
+    pub notice: Notice,
+    /// Who asked (not told: they know).
+    pub sender: String,
+    /// The debounce (`[notify] team_debounce`).
+    pub delay_ms: u64,
 }
 
 /// A page of a reminder, as data: its PRs grouped by repository, oldest
@@ -404,7 +441,9 @@ pub struct Explanation {
 impl Notice {
     pub fn kind(&self) -> Kind {
         match self {
-            Notice::ReviewRequested { .. } => Kind::ReviewRequested,
+            Notice::ReviewRequested { .. } | Notice::TeamNotExpanded { .. } => {
+                Kind::ReviewRequested
+            }
             Notice::ReviewSubmitted { .. } => Kind::ReviewSubmitted,
             Notice::Mentioned { .. } => Kind::Mention,
             Notice::Merged { .. } => Kind::Merged,
@@ -421,6 +460,7 @@ impl Notice {
     pub fn pr(&self) -> Option<(&str, u64)> {
         match self {
             Notice::ReviewRequested { pr, .. }
+            | Notice::TeamNotExpanded { pr, .. }
             | Notice::ReviewSubmitted { pr, .. }
             | Notice::Mentioned { pr, .. }
             | Notice::Merged { pr, .. }
@@ -500,6 +540,8 @@ pub struct Decision {
     pub skipped: Vec<String>,
     /// The PR's card changed (its threads' roots need an update).
     pub card_changed: bool,
+    /// Team requests to pass on to each member after the debounce.
+    pub expansions: Vec<TeamExpansion>,
 }
 
 impl Decision {

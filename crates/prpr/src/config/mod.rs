@@ -147,6 +147,19 @@ pub struct NotifyConfig {
     /// Reactions on the root card for the PR's state (approved, changes
     /// requested, merged, closed); needs the `reactions:write` scope.
     pub reactions: bool,
+    /// A team review request (for a team without a `usergroup`) is passed
+    /// on to at most this many members by DM; a bigger team gets one
+    /// notice in its channel saying so. 0: never DM a team's members.
+    pub team_expand_max: usize,
+    /// How long a team request waits before it is passed on to members, so
+    /// GitHub's team auto-assignment (the team request replaced by member
+    /// requests within seconds) tells each member once, not twice.
+    #[serde(deserialize_with = "duration")]
+    pub team_debounce: Duration,
+    /// Team requests are passed on to members: set at start when GitHub
+    /// credentials exist (the members come from the API), never from the file.
+    #[serde(skip)]
+    pub expand_teams: bool,
     /// The file's top-level `[[routes]]`, in order: see [`routes`].
     #[serde(skip)]
     pub routes: Vec<Route>,
@@ -174,6 +187,9 @@ impl Default for NotifyConfig {
             threads: true,
             broadcast: Vec::new(),
             reactions: false,
+            team_expand_max: 8,
+            team_debounce: Duration::from_secs(5),
+            expand_teams: false,
             routes: Vec::new(),
             filters: Filters::default(),
             members: Members::default(),
@@ -275,6 +291,10 @@ pub struct GithubConfig {
     /// A catch-up pass stops when GitHub's remaining rate limit falls to
     /// this, leaving the rest to prpr's other calls and to the next pass.
     pub catch_up_rate_floor: u64,
+    /// How long a team's member list, read from GitHub for team review
+    /// requests, is reused before it is read again; `"1h"`, `"10m"` or seconds.
+    #[serde(deserialize_with = "duration")]
+    pub team_cache: Duration,
 }
 
 impl Default for GithubConfig {
@@ -292,6 +312,7 @@ impl Default for GithubConfig {
             webhook_url: None,
             catch_up_interval: Duration::from_secs(600),
             catch_up_rate_floor: 200,
+            team_cache: Duration::from_secs(3600),
         }
     }
 }
@@ -675,6 +696,48 @@ mod tests {
         );
         let p = write(&dir, "bad.toml", "[store]\nmin_free = \"lots\"\n");
         assert!(!load(Some(&p), &[("X", "")]).problems.is_empty());
+    }
+
+    #[test]
+    fn team_expansion_settings_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            &dir,
+            "prpr.toml",
+            "[notify]\nteam_expand_max = 3\nteam_debounce = \"2s\"\n[github]\nteam_cache = \"10m\"\n",
+        );
+        let loaded = load(Some(&p), &[("X", "")]);
+        assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+        let c = &loaded.config;
+        assert_eq!(c.notify.team_expand_max, 3);
+        assert_eq!(c.notify.team_debounce, Duration::from_secs(2));
+        assert_eq!(c.github.team_cache, Duration::from_secs(600));
+        assert!(!c.notify.expand_teams, "only `prpr serve` turns it on");
+        let d = Config::default();
+        assert_eq!(
+            (
+                d.notify.team_expand_max,
+                d.notify.team_debounce,
+                d.github.team_cache
+            ),
+            (8, Duration::from_secs(5), Duration::from_secs(3600))
+        );
+        let p = write(
+            &dir,
+            "bad.toml",
+            "[notify]\nteam_expand_max = 500\nteam_debounce = \"1h\"\n",
+        );
+        let m = messages(&load(Some(&p), &[("X", "")]));
+        assert!(
+            m.iter()
+                .any(|m| m.contains("notify.team_expand_max must be at most 100")),
+            "{m:?}"
+        );
+        assert!(
+            m.iter()
+                .any(|m| m.contains("notify.team_debounce must be at most 10m")),
+            "{m:?}"
+        );
     }
 
     #[test]

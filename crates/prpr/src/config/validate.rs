@@ -208,6 +208,19 @@ pub(crate) fn validate(cfg: &Config, at: &Origins) -> Vec<Problem> {
             "notify.max_mentions_per_comment must be at least 1".into(),
         ));
     }
+    if cfg.notify.team_debounce > std::time::Duration::from_secs(600) {
+        problems.push(at.error(
+            "notify.team_debounce",
+            "notify.team_debounce must be at most 10m (GitHub's team auto-assignment takes seconds)"
+                .into(),
+        ));
+    }
+    if cfg.notify.team_expand_max > 100 {
+        problems.push(at.error(
+            "notify.team_expand_max",
+            "notify.team_expand_max must be at most 100 (a team bigger than that is better told in its channel)".into(),
+        ));
+    }
     if cfg.store.unhealthy_after_secs == 0 {
         problems.push(at.error(
             "store.unhealthy_after_secs",

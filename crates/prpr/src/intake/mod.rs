@@ -407,7 +407,7 @@ async fn webhook(State(app): State<Arc<Intake>>, req: Request) -> Response {
     match response.extensions().get::<Logged>() {
         Some(l) => tracing::info!(
             delivery_id = %delivery, event = %event_name, action = l.action.as_deref(), repo = l.repo.as_deref(),
-            pr = l.number, outcome = l.outcome, notifications = l.notifications, skipped = %l.skipped.join("; "),
+            pr = l.number, outcome = l.outcome, notifications = l.notifications, team_expansions = l.team_expansions, skipped = %l.skipped.join("; "),
             status, latency_ms, "delivery"
         ),
         None => {
@@ -431,6 +431,8 @@ struct Logged {
     number: Option<u64>,
     outcome: &'static str,
     notifications: usize,
+    /// Team requests to pass on to members after the debounce.
+    team_expansions: usize,
     skipped: Vec<String>,
 }
 
@@ -575,6 +577,7 @@ async fn handle(app: &Intake, headers: &HeaderMap, body: Body) -> Response {
                 number: subject.number,
                 outcome: "duplicate",
                 notifications: 0,
+                team_expansions: 0,
                 skipped: Vec::new(),
             });
             r
@@ -599,6 +602,7 @@ async fn handle(app: &Intake, headers: &HeaderMap, body: Body) -> Response {
                 number: subject.number,
                 outcome,
                 notifications: queued.len(),
+                team_expansions: decision.expansions.len(),
                 skipped: decision.skipped,
             });
             r

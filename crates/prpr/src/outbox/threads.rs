@@ -44,6 +44,12 @@ pub struct ThreadUpdater {
     limiter: ChannelLimiter,
 }
 
+impl super::Passes for ThreadUpdater {
+    fn next_pass(&mut self) -> impl Future<Output = Duration> + Send {
+        ThreadUpdater::pass(self)
+    }
+}
+
 impl ThreadUpdater {
     pub fn new(
         store: std::sync::Arc<Store>,
@@ -61,17 +67,8 @@ impl ThreadUpdater {
     }
 
     /// Runs until `shutdown` turns true; an update in progress finishes first.
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
-        loop {
-            if *shutdown.borrow() {
-                break;
-            }
-            let wait = self.pass().await;
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = shutdown.changed() => {}
-            }
-        }
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        super::passes(self, shutdown).await;
     }
 
     /// Updates what is due; returns how long to wait before the next pass.
@@ -105,13 +102,8 @@ impl ThreadUpdater {
                 Err(e) => tracing::warn!(error = %e, "thread updates: claim failed"),
             }
         }
-        match self.store.next_update_at().await {
-            Ok(Some(at)) => {
-                let ms = (at - self.clock.now_ms()).max(0) as u64;
-                Duration::from_millis(ms).clamp(Duration::from_millis(10), POLL)
-            }
-            _ => POLL,
-        }
+        let next = self.store.next_update_at().await.ok().flatten();
+        super::wait_until(next, self.clock.now_ms(), POLL)
     }
 
     async fn update(&mut self, u: DueUpdate) {

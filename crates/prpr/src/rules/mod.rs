@@ -9,7 +9,9 @@
 //!
 //! One file per kind of notice: [`review_request`], [`review`], [`mention`],
 //! [`merged`], and [`ecs`] for ECS deploy trouble (not GitHub events: it has
-//! its own entry point, [`ecs::decide`]); [`recipients`] turns a GitHub login or team into Slack targets.
+//! its own entry point, [`ecs::decide`]); [`recipients`] turns a GitHub login or team into Slack targets;
+//! [`team_expansion`] passes a team's review request on to its members
+//! (decided here, carried out later by [`crate::outbox::teams`]).
 
 pub mod card;
 pub mod ecs;
@@ -20,6 +22,7 @@ pub mod review;
 pub mod review_request;
 pub mod route;
 pub mod routing;
+pub mod team_expansion;
 
 use crate::config::NotifyConfig;
 use crate::github::{Account, Event, PullRequest};
@@ -40,26 +43,34 @@ pub fn decide(event: &Event, state: &PrState, cfg: &NotifyConfig) -> Decision {
     if let Some(card) = &card {
         routing::apply(&mut d, event, state, card, cfg);
     }
-    if cfg.threads {
-        let mut threaded = false;
-        for n in &mut d.notifications {
-            if !is_dm(&n.channel) && n.notice.pr().is_some() && n.place.is_message() {
-                n.place = match n.kind() {
-                    Kind::Opened => Place::Root,
-                    kind => Place::Reply {
-                        broadcast: cfg.broadcast.contains(&kind),
-                    },
-                };
-                threaded = true;
-            }
-        }
-        if threaded && !state.threaded {
-            let mut next = d.state.take().unwrap_or_else(|| state.clone());
-            next.threaded = true;
-            d.state = Some(next);
+    place_in_threads(&mut d, state, cfg);
+    d
+}
+
+/// Places channel notices about a PR in its thread when threads are on
+/// (the card as root for `opened`, a reply for the rest), and marks the
+/// PR as threaded.
+pub(crate) fn place_in_threads(d: &mut Decision, state: &PrState, cfg: &NotifyConfig) {
+    if !cfg.threads {
+        return;
+    }
+    let mut threaded = false;
+    for n in &mut d.notifications {
+        if !is_dm(&n.channel) && n.notice.pr().is_some() && n.place.is_message() {
+            n.place = match n.kind() {
+                Kind::Opened => Place::Root,
+                kind => Place::Reply {
+                    broadcast: cfg.broadcast.contains(&kind),
+                },
+            };
+            threaded = true;
         }
     }
-    d
+    if threaded && !state.threaded {
+        let mut next = d.state.take().unwrap_or_else(|| state.clone());
+        next.threaded = true;
+        d.state = Some(next);
+    }
 }
 
 /// The notices the event's own rule decides.
@@ -80,6 +91,7 @@ fn notices(event: &Event, state: &PrState, cfg: &NotifyConfig) -> Decision {
             _ => Decision::default(),
         };
         d.notifications.clear();
+        d.expansions.clear();
         d.skipped = vec![format!("sender {} is a bot", sender.login)];
         // Nobody was told, so nothing the bot requested counts as announced:
         // a later `ready_for_review` still announces it.
@@ -188,6 +200,20 @@ pub(crate) mod test_support {
 
     pub fn event(name: &str, v: serde_json::Value) -> Event {
         Event::parse(name, v.to_string().as_bytes()).expect("valid test payload")
+    }
+
+    /// `(channel, first line of the text)` of each notification, as a
+    /// reader scanning Slack sees them.
+    pub fn first_lines(d: &crate::notice::Decision) -> Vec<(&str, String)> {
+        d.notifications
+            .iter()
+            .map(|n| {
+                (
+                    n.channel.as_str(),
+                    n.text().lines().next().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
     }
 
     pub fn base(action: &str, sender: &str) -> serde_json::Value {

@@ -11,6 +11,7 @@ use crate::github::PullRequestEvent;
 use crate::notice::{Notice, Whom};
 
 use super::recipients::{self, Unmapped};
+use super::team_expansion;
 use super::{Decision, Notification, PrState, pr_facts};
 
 pub fn on_pull_request(e: &PullRequestEvent, state: &PrState, cfg: &NotifyConfig) -> Decision {
@@ -45,14 +46,14 @@ pub fn on_pull_request(e: &PullRequestEvent, state: &PrState, cfg: &NotifyConfig
                         team.slug
                     ));
                 } else {
-                    d.notifications.extend(tell_team(e, org, &team.slug, cfg));
+                    tell_team(&mut d, e, org, &team.slug, cfg);
                     next.requested_teams.insert(key);
                 }
             } else {
                 d.skipped
                     .push("review_requested without requested_reviewer or requested_team".into());
             }
-            if d.notifications.is_empty() && d.skipped.is_empty() {
+            if d.notifications.is_empty() && d.skipped.is_empty() && d.expansions.is_empty() {
                 d.skipped
                     .push("nobody to tell (no Slack mapping and no default channel)".into());
             }
@@ -104,10 +105,10 @@ pub fn on_pull_request(e: &PullRequestEvent, state: &PrState, cfg: &NotifyConfig
                     already += 1;
                     continue;
                 }
-                d.notifications.extend(tell_team(e, org, &t.slug, cfg));
+                tell_team(&mut d, e, org, &t.slug, cfg);
                 next.requested_teams.insert(key);
             }
-            if d.notifications.is_empty() {
+            if d.notifications.is_empty() && d.expansions.is_empty() {
                 d.skipped.push(if already > 0 {
                     "every requested reviewer was already told".into()
                 } else {
@@ -135,17 +136,23 @@ fn tell_reviewer(
     )
 }
 
-fn tell_team(
-    e: &PullRequestEvent,
-    org: &str,
-    slug: &str,
-    cfg: &NotifyConfig,
-) -> Option<Notification> {
+/// The team's notice (its channel), and its members' turn later when the
+/// team has no user group (see [`team_expansion`]).
+fn tell_team(d: &mut Decision, e: &PullRequestEvent, org: &str, slug: &str, cfg: &NotifyConfig) {
     let whom = Whom::Team {
         org: org.to_string(),
         slug: slug.to_string(),
     };
-    recipients::team(org, slug, cfg, request(e, whom, false))
+    let notice = request(e, whom, false);
+    d.expansions.extend(team_expansion::defer(
+        org,
+        slug,
+        &e.sender.login,
+        &notice,
+        cfg,
+    ));
+    d.notifications
+        .extend(recipients::team(org, slug, cfg, notice));
 }
 
 fn request(e: &PullRequestEvent, whom: Whom, again: bool) -> Notice {
@@ -308,16 +315,7 @@ mod tests {
             ..PrState::default()
         };
         let d = decide(&event("pull_request", v), &state, &cfg());
-        let got: Vec<(&str, String)> = d
-            .notifications
-            .iter()
-            .map(|n| {
-                (
-                    n.channel.as_str(),
-                    n.text().lines().next().unwrap_or("").to_string(),
-                )
-            })
-            .collect();
+        let got = first_lines(&d);
         assert_eq!(
             got.iter()
                 .map(|(c, t)| (*c, t.as_str()))

@@ -32,22 +32,40 @@ pub const NOWHERE: &str = "";
 pub fn apply(d: &mut Decision, event: &Event, state: &PrState, card: &Card, cfg: &NotifyConfig) {
     let teams = card.teams();
     let facts = facts(card, &teams);
-    if let Err(why) = route::filter(&cfg.filters, &facts) {
+    if !filter_and_route(d, cfg, &facts) {
+        return;
+    }
+    opened(d, event, state, card, cfg, &facts);
+}
+
+/// [`apply`] for notices decided without an event (a team request passed on
+/// to its members): `[filters]` and route copies, no `opened` cards.
+pub fn apply_to_notices(d: &mut Decision, card: &Card, cfg: &NotifyConfig) {
+    let teams = card.teams();
+    filter_and_route(d, cfg, &facts(card, &teams));
+}
+
+/// Filters, then route copies; `false` when nothing more is to be done
+/// (the PR is filtered out, or there are no routes).
+fn filter_and_route(d: &mut Decision, cfg: &NotifyConfig, facts: &PrFacts) -> bool {
+    if let Err(why) = route::filter(&cfg.filters, facts) {
         let before = d.notifications.len();
         d.notifications.retain(|n| n.notice.pr().is_none());
+        // Nobody is told about a filtered PR, its team's members neither.
+        d.expansions.clear();
         // Said only when the filter silenced something, or nothing else
         // explains the silence: a draft already skipped by its rule needs no
         // second reason.
         if before > d.notifications.len() || (d.notifications.is_empty() && d.skipped.is_empty()) {
             d.skipped.push(format!("filtered out: {why}"));
         }
-        return;
+        return false;
     }
     if cfg.routes.is_empty() {
-        return;
+        return false;
     }
-    route_copies(d, cfg, &facts);
-    opened(d, event, state, card, cfg, &facts);
+    route_copies(d, cfg, facts);
+    true
 }
 
 /// What routes and filters look at, from the card.

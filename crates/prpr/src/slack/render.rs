@@ -13,7 +13,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::notice::{
-    Address, Card, Digest, DigestPr, Notice, Place, Pr, PrStatus, ReviewState, Verdict, Whom,
+    Address, Card, Digest, DigestPr, NotExpanded, Notice, Place, Pr, PrStatus, ReviewState,
+    Verdict, Whom,
 };
 
 use super::message::Message;
@@ -336,6 +337,22 @@ fn render_text(address: &Address, notice: &Notice) -> String {
             code(deployment_id)
         ),
         Notice::Digest(d) => format!("{prefix}{}", digest_text(d)),
+        Notice::TeamNotExpanded { pr, org, slug, why } => {
+            let team = team_label(org, slug);
+            let why = match why {
+                NotExpanded::TooMany { members, max } => format!(
+                    "Team {team} has {members} members to ask, more than `team_expand_max` ({max})"
+                ),
+                NotExpanded::Unavailable => {
+                    format!("GitHub would not list the members of team {team}")
+                }
+            };
+            format!(
+                "{prefix}:busts_in_silhouette: {why}: nobody was messaged directly about {}.\n{}",
+                pr_link(pr),
+                pr_summary(pr)
+            )
+        }
         Notice::Opened { card: c } => {
             let pr = &c.pr;
             format!(

@@ -13,10 +13,12 @@
 
 mod outbox;
 mod reminders;
+mod teams;
 mod threads;
 
 pub use outbox::{Head, OutboxCounts, OutboxItem, OutboxRow, OutboxStatus};
 pub use reminders::{HELD, HeldRow, SlotKey};
+pub use teams::{DueExpansion, ExpansionRow};
 pub use threads::{DueUpdate, ThreadRoot};
 
 use std::path::PathBuf;
@@ -67,6 +69,153 @@ macro_rules! with_pool {
     };
 }
 pub(crate) use with_pool;
+
+/// The stored state of PR `$repo#$number` inside write transaction `$tx`,
+/// locked on PostgreSQL until the transaction ends (SQLite's `BEGIN
+/// IMMEDIATE` already makes one writer at a time), so concurrent writers
+/// about one PR apply in turn. Default when prpr knows nothing of it.
+/// Expands inside an `async` block that returns `Result<_, StoreError>`.
+macro_rules! pr_state_for_update {
+    ($tx:ident, $dialect:expr, $repo:expr, $number:expr, $now_ms:expr) => {{
+        let (repo, number): (&str, i64) = ($repo, $number);
+        let sql = match $dialect {
+            // One writer at a time already (BEGIN IMMEDIATE).
+            Dialect::Sqlite => "SELECT state FROM pr_state WHERE repo = $1 AND number = $2",
+            Dialect::Postgres => {
+                // Create the row first so there is something to lock:
+                // concurrent deliveries for one PR then apply in turn.
+                sqlx::query("INSERT INTO pr_state (repo, number, state, updated_at) VALUES ($1, $2, '{}', $3) ON CONFLICT (repo, number) DO NOTHING")
+                    .bind(repo)
+                    .bind(number)
+                    .bind($now_ms)
+                    .execute(&mut *$tx)
+                    .await?;
+                "SELECT state FROM pr_state WHERE repo = $1 AND number = $2 FOR UPDATE"
+            }
+        };
+        match sqlx::query(sql).bind(repo).bind(number).fetch_optional(&mut *$tx).await? {
+            Some(row) => {
+                let json: String = row.try_get("state")?;
+                serde_json::from_str::<PrState>(&json)
+                    .map_err(|e| StoreError::Corrupt(format!("pr_state {repo}#{number}: {e}")))?
+            }
+            None => PrState::default(),
+        }
+    }};
+}
+pub(crate) use pr_state_for_update;
+
+/// Writes what `$decision` decided inside transaction `$tx`, for delivery
+/// `$delivery_id` about PR `$pr_key` (`Option<(&str, i64)>`): the PR's next
+/// state, a bump of its threads' card revision, its notices in the outbox
+/// (a thread's root first when a notice opens one), and its team
+/// expansions. Evaluates to the queued outbox IDs. Shared by
+/// [`Store::record`] and the team expander's [`Store::finish_expansion`], so
+/// a notice queued later is queued exactly as one queued at intake.
+macro_rules! apply_decision {
+    ($tx:ident, $delivery_id:expr, $pr_key:expr, $decision:expr, $now_ms:expr) => {{
+        let (delivery_id, pr_key, decision, now_ms): (&str, Option<(&str, i64)>, &Decision, i64) =
+            ($delivery_id, $pr_key, $decision, $now_ms);
+        if let (Some((repo, number)), Some(next)) = (pr_key, &decision.state) {
+            let json = serde_json::to_string(next).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            sqlx::query(
+                "INSERT INTO pr_state (repo, number, state, updated_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (repo, number) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+            )
+                .bind(repo)
+                .bind(number)
+                .bind(json)
+                .bind(now_ms)
+                .execute(&mut *$tx)
+                .await?;
+        }
+
+        // A changed card is shown by every thread of the PR: each
+        // root's next update (coalesced by the thread updater) takes it.
+        // Most PRs have no thread (DMs only): no statement for them.
+        if let Some((repo, number)) = pr_key
+            && decision.card_changed
+            && decision.state.as_ref().is_some_and(|s| s.threaded)
+        {
+            sqlx::query("UPDATE threads SET want_rev = want_rev + 1 WHERE repo = $1 AND number = $2")
+                .bind(repo)
+                .bind(number)
+                .execute(&mut *$tx)
+                .await?;
+        }
+
+        let mut queued: Vec<i64> = Vec::with_capacity(decision.notifications.len());
+        for n in &decision.notifications {
+            let thread = match (n.place, n.notice.pr()) {
+                (Place::Message, _) | (_, None) => None,
+                (place, Some(key)) => Some((place, key)),
+            };
+            // What this notice queues in its channel, in order: the
+            // root first when it opens the PR's thread, then itself.
+            let mut rows: Vec<(&str, String)> = Vec::with_capacity(2);
+            if let Some((_, (repo, number))) = thread {
+                // Per-channel order makes the root go before its replies.
+                let opened = sqlx::query(
+                    "INSERT INTO threads (channel, repo, number, created_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (channel, repo, number) DO NOTHING",
+                )
+                .bind(&n.channel)
+                .bind(repo)
+                .bind(number as i64)
+                .bind(now_ms)
+                .execute(&mut *$tx)
+                .await?
+                .rows_affected();
+                if opened == 1 {
+                    rows.push(("root", serde_json::json!({"root": {"repo": repo, "number": number}}).to_string()));
+                }
+            }
+            if !matches!(thread, Some((Place::Root, _))) {
+                // The notice as data, rendered only when it is sent.
+                rows.push((n.kind().as_str(), serde_json::json!({"address": n.address, "notice": n.notice, "place": n.place}).to_string()));
+            }
+            for (kind, message) in rows {
+                let id: i64 = sqlx::query(
+                    "INSERT INTO outbox (delivery_id, channel, kind, message, status, attempts, next_attempt_at, created_at) \
+                     VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5) RETURNING id",
+                )
+                .bind(delivery_id)
+                .bind(&n.channel)
+                .bind(kind)
+                .bind(message)
+                .bind(now_ms)
+                .fetch_one(&mut *$tx)
+                .await?
+                .try_get("id")?;
+                queued.push(id);
+            }
+        }
+
+        // Team requests to pass on to members once the debounce is over. A
+        // team asked again while its expansion waits replaces it.
+        for x in &decision.expansions {
+            let Some((repo, number)) = x.notice.pr() else { continue };
+            let json = serde_json::to_string(x).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            sqlx::query(
+                "INSERT INTO team_expansions (delivery_id, repo, number, team, expansion, status, attempts, due_at, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $7) \
+                 ON CONFLICT (repo, number, team) WHERE status = 'pending' DO UPDATE SET \
+                 delivery_id = excluded.delivery_id, expansion = excluded.expansion, due_at = excluded.due_at, attempts = 0",
+            )
+            .bind(delivery_id)
+            .bind(repo)
+            .bind(number as i64)
+            .bind(format!("{}/{}", x.org, x.slug).to_ascii_lowercase())
+            .bind(json)
+            .bind(now_ms.saturating_add(i64::try_from(x.delay_ms).unwrap_or(i64::MAX)))
+            .bind(now_ms)
+            .execute(&mut *$tx)
+            .await?;
+        }
+        queued
+    }};
+}
+pub(crate) use apply_decision;
 
 /// Store failures. All of them mean "not stored": intake answers `503`.
 #[derive(Debug, thiserror::Error)]
@@ -485,31 +634,7 @@ impl Store {
 
             let pr_key = d.subject.repo.as_deref().zip(d.subject.number.map(|n| n as i64));
             let state = match pr_key {
-                Some((repo, number)) => {
-                    let sql = match dialect {
-                        // One writer at a time already (BEGIN IMMEDIATE).
-                        Dialect::Sqlite => "SELECT state FROM pr_state WHERE repo = $1 AND number = $2",
-                        Dialect::Postgres => {
-                            // Create the row first so there is something to lock:
-                            // concurrent deliveries for one PR then apply in turn.
-                            sqlx::query("INSERT INTO pr_state (repo, number, state, updated_at) VALUES ($1, $2, '{}', $3) ON CONFLICT (repo, number) DO NOTHING")
-                                .bind(repo)
-                                .bind(number)
-                                .bind(now_ms)
-                                .execute(&mut *tx)
-                                .await?;
-                            "SELECT state FROM pr_state WHERE repo = $1 AND number = $2 FOR UPDATE"
-                        }
-                    };
-                    match sqlx::query(sql).bind(repo).bind(number).fetch_optional(&mut *tx).await? {
-                        Some(row) => {
-                            let json: String = row.try_get("state")?;
-                            serde_json::from_str::<PrState>(&json)
-                                .map_err(|e| StoreError::Corrupt(format!("pr_state {repo}#{number}: {e}")))?
-                        }
-                        None => PrState::default(),
-                    }
-                }
+                Some((repo, number)) => pr_state_for_update!(tx, dialect, repo, number, now_ms),
                 None => PrState::default(),
             };
 
@@ -543,81 +668,7 @@ impl Store {
                 }
             }
             let decision = decide(&Recall { pr: state, history });
-
-            if let (Some((repo, number)), Some(next)) = (pr_key, &decision.state) {
-                let json = serde_json::to_string(next).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                sqlx::query(
-                    "INSERT INTO pr_state (repo, number, state, updated_at) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (repo, number) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
-                )
-                    .bind(repo)
-                    .bind(number)
-                    .bind(json)
-                    .bind(now_ms)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-
-            // A changed card is shown by every thread of the PR: each
-            // root's next update (coalesced by the thread updater) takes it.
-            // Most PRs have no thread (DMs only): no statement for them.
-            if let Some((repo, number)) = pr_key
-                && decision.card_changed
-                && decision.state.as_ref().is_some_and(|s| s.threaded)
-            {
-                sqlx::query("UPDATE threads SET want_rev = want_rev + 1 WHERE repo = $1 AND number = $2")
-                    .bind(repo)
-                    .bind(number)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-
-            let mut queued = Vec::with_capacity(decision.notifications.len());
-            for n in &decision.notifications {
-                let thread = match (n.place, n.notice.pr()) {
-                    (Place::Message, _) | (_, None) => None,
-                    (place, Some(key)) => Some((place, key)),
-                };
-                // What this notice queues in its channel, in order: the
-                // root first when it opens the PR's thread, then itself.
-                let mut rows: Vec<(&str, String)> = Vec::with_capacity(2);
-                if let Some((_, (repo, number))) = thread {
-                    // Per-channel order makes the root go before its replies.
-                    let opened = sqlx::query(
-                        "INSERT INTO threads (channel, repo, number, created_at) VALUES ($1, $2, $3, $4) \
-                         ON CONFLICT (channel, repo, number) DO NOTHING",
-                    )
-                    .bind(&n.channel)
-                    .bind(repo)
-                    .bind(number as i64)
-                    .bind(now_ms)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                    if opened == 1 {
-                        rows.push(("root", serde_json::json!({"root": {"repo": repo, "number": number}}).to_string()));
-                    }
-                }
-                if !matches!(thread, Some((Place::Root, _))) {
-                    // The notice as data, rendered only when it is sent.
-                    rows.push((n.kind().as_str(), serde_json::json!({"address": n.address, "notice": n.notice, "place": n.place}).to_string()));
-                }
-                for (kind, message) in rows {
-                    let id: i64 = sqlx::query(
-                        "INSERT INTO outbox (delivery_id, channel, kind, message, status, attempts, next_attempt_at, created_at) \
-                         VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5) RETURNING id",
-                    )
-                    .bind(d.id)
-                    .bind(&n.channel)
-                    .bind(kind)
-                    .bind(message)
-                    .bind(now_ms)
-                    .fetch_one(&mut *tx)
-                    .await?
-                    .try_get("id")?;
-                    queued.push(id);
-                }
-            }
+            let queued = apply_decision!(tx, d.id, pr_key, &decision, now_ms);
 
             if !queued.is_empty() {
                 sqlx::query("UPDATE deliveries SET outcome = 'queued', notifications = $1 WHERE id = $2")
@@ -667,7 +718,8 @@ impl Store {
         with_pool!(self, p => {
             let a = sqlx::query("DELETE FROM deliveries WHERE received_at < $1").bind(before_ms).execute(p).await?.rows_affected();
             let b = sqlx::query("DELETE FROM outbox WHERE status = 'sent' AND sent_at < $1").bind(before_ms).execute(p).await?.rows_affected();
-            Ok(a + b)
+            let c = sqlx::query("DELETE FROM team_expansions WHERE status = 'done' AND done_at < $1").bind(before_ms).execute(p).await?.rows_affected();
+            Ok(a + b + c)
         })
     }
 }

@@ -28,4 +28,5 @@ mod properties;
 mod reminders;
 mod rules_state;
 mod store;
+mod teams;
 mod threads;
