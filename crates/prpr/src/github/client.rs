@@ -217,6 +217,15 @@ impl GitHubClient {
         *self.rate.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Why a background pass should stop now: GitHub's remaining rate limit
+    /// (as of the latest answer) is at or below `floor`, leaving the rest to
+    /// prpr's other calls. `None` while there is room.
+    pub fn rate_low(&self, floor: u64) -> Option<String> {
+        let remaining = self.rate_limit().remaining?;
+        (remaining <= floor)
+            .then(|| format!("GitHub rate limit low ({remaining} left, floor {floor})"))
+    }
+
     /// The App's JWT: RS256, iat 60 s in the past (clock drift), exp 9
     /// minutes ahead (GitHub refuses more than 10).
     fn jwt(&self, app: &AppAuth) -> Result<Secret, GitHubError> {

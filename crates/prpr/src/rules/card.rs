@@ -8,7 +8,7 @@
 //! replaced by GitHub's team auto-assignment, leaves the card too; a
 //! reviewer's verdict stays after GitHub drops them from that list.
 
-use crate::github::{Event, PullRequest};
+use crate::github::{Event, PullRequest, ReviewItem};
 use crate::notice::{Card, Pr, PrStatus, ReviewState, Reviewer, Verdict};
 
 /// The card after `event`, given the card before it. `None` for events that
@@ -31,11 +31,7 @@ pub fn next(event: &Event, prev: Option<&Card>) -> Option<Card> {
                 let verdict = Verdict::from_github(&e.review.state);
                 match (e.action.as_str(), verdict) {
                     ("submitted", Some(v)) => set(&mut card, login, v),
-                    ("dismissed", _) => {
-                        if let Some(r) = find(&mut card, login) {
-                            r.state = ReviewState::Commented;
-                        }
-                    }
+                    ("dismissed", _) => dismiss(&mut card, login),
                     _ => {}
                 }
             }
@@ -70,6 +66,56 @@ pub fn next(event: &Event, prev: Option<&Card>) -> Option<Card> {
             Some(card)
         }
         Event::Ping | Event::Other { .. } => None,
+    }
+}
+
+/// The card of a pull request as the REST API shows it now (the reminders
+/// backfill, [`crate::github::backfill`]): `pr` is an item of `GET
+/// …/pulls` or `GET …/pulls/{n}`, `reviews` its reviews oldest first.
+/// Verdicts follow the rules review events follow (the latest decisive one
+/// wins, the author's own reviews do not count, a dismissed review leaves a
+/// comment), then the pending requests follow GitHub's lists. Without
+/// `reviews` the stored verdicts are kept. What the API does not list (the
+/// size: no `additions` in a list) is kept from `prev`.
+pub fn from_rest(
+    pr: &PullRequest,
+    reviews: Option<&[ReviewItem]>,
+    repo: &str,
+    prev: Option<&Card>,
+) -> Card {
+    let mut card = from_pr(pr, repo, prev);
+    if let Some(reviews) = reviews {
+        card.reviewers.clear();
+        for review in reviews {
+            let Some(user) = &review.user else {
+                continue;
+            };
+            let login = &user.login;
+            if login.eq_ignore_ascii_case(&card.pr.author) {
+                continue;
+            }
+            match Verdict::from_github(&review.state) {
+                Some(v) => set(&mut card, login, v),
+                None if review.state.eq_ignore_ascii_case("dismissed") => {
+                    dismiss(&mut card, login)
+                }
+                // PENDING: a review not yet submitted.
+                None => {}
+            }
+        }
+    }
+    let org = repo.split('/').next().unwrap_or_default();
+    reconcile(&mut card, pr, org);
+    card
+}
+
+/// The backfill's card, unless the stored one was written from an event
+/// newer than the backfill's snapshot (its PR `updated_at` is later): older
+/// data never overwrites newer. `None`: keep the stored card.
+pub fn merge_rest(prev: Option<&Card>, fresh: Card) -> Option<Card> {
+    match (prev.and_then(|c| c.updated_at), fresh.updated_at) {
+        (Some(stored), Some(seen)) if stored > seen => None,
+        _ => Some(fresh),
     }
 }
 
@@ -167,6 +213,13 @@ fn find<'a>(card: &'a mut Card, login: &str) -> Option<&'a mut Reviewer> {
     card.reviewers
         .iter_mut()
         .find(|r| !r.team && r.name.eq_ignore_ascii_case(login))
+}
+
+/// A dismissed review: the reviewer has commented, no more.
+fn dismiss(card: &mut Card, login: &str) {
+    if let Some(r) = find(card, login) {
+        r.state = ReviewState::Commented;
+    }
 }
 
 /// A submitted review: the latest verdict wins, but a comment does not

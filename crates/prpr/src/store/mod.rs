@@ -672,14 +672,36 @@ impl Store {
     }
 }
 
-/// Catch-up's bookkeeping: the lease that makes one pass at a time across
-/// tasks, and where the last complete pass got to.
+/// Background GitHub jobs' bookkeeping (table `catch_up`, one row per job:
+/// catch-up's `deliveries`, the reminders backfill's `backfill`): the lease
+/// that makes one pass at a time across tasks, and when the last complete
+/// pass started (`checked_to`).
 impl Store {
-    /// Takes the catch-up lease for `owner` until `until_ms` unless another
-    /// owner holds an unexpired one. `Some(checked_to)` (unix ms, 0 before the
-    /// first pass) when taken.
+    /// Takes the catch-up lease (job `deliveries`); see [`Store::lease`].
     pub async fn catch_up_lease(
         &self,
+        owner: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        self.lease("deliveries", owner, now_ms, until_ms).await
+    }
+
+    /// Releases the catch-up lease; see [`Store::release`].
+    pub async fn catch_up_release(
+        &self,
+        owner: &str,
+        checked_to: Option<i64>,
+    ) -> Result<(), StoreError> {
+        self.release("deliveries", owner, checked_to).await
+    }
+
+    /// Takes `job`'s lease for `owner` until `until_ms` unless another
+    /// owner holds an unexpired one. `Some(checked_to)` (unix ms, 0 before
+    /// the first pass) when taken.
+    pub async fn lease(
+        &self,
+        job: &str,
         owner: &str,
         now_ms: i64,
         until_ms: i64,
@@ -688,7 +710,7 @@ impl Store {
         let _guard = self.write_guard().await;
         with_pool!(self, p => {
             let row = sqlx::query(
-                "INSERT INTO catch_up (id, lease_owner, lease_until, checked_to) VALUES ('deliveries', $1, $2, 0) \
+                "INSERT INTO catch_up (id, lease_owner, lease_until, checked_to) VALUES ($4, $1, $2, 0) \
                  ON CONFLICT (id) DO UPDATE SET lease_owner = excluded.lease_owner, lease_until = excluded.lease_until \
                  WHERE catch_up.lease_until < $3 OR catch_up.lease_owner = $1 \
                  RETURNING checked_to",
@@ -696,6 +718,7 @@ impl Store {
             .bind(owner)
             .bind(until_ms)
             .bind(now_ms)
+            .bind(job)
             .fetch_optional(p)
             .await?;
             match row {
@@ -705,9 +728,11 @@ impl Store {
         })
     }
 
-    /// Releases the lease; a complete pass also records how far it checked.
-    pub async fn catch_up_release(
+    /// Releases `job`'s lease; a complete pass also records how far it
+    /// checked (or when it started).
+    pub async fn release(
         &self,
+        job: &str,
         owner: &str,
         checked_to: Option<i64>,
     ) -> Result<(), StoreError> {
@@ -715,10 +740,11 @@ impl Store {
         with_pool!(self, p => {
             sqlx::query(
                 "UPDATE catch_up SET lease_until = 0, checked_to = COALESCE($2, checked_to) \
-                 WHERE id = 'deliveries' AND lease_owner = $1",
+                 WHERE id = $3 AND lease_owner = $1",
             )
             .bind(owner)
             .bind(checked_to)
+            .bind(job)
             .execute(p)
             .await?;
             Ok(())

@@ -105,6 +105,78 @@ impl Store {
         Ok(cards)
     }
 
+    /// Rewrites one PR's card with `merge(stored card)`, keeping the rest
+    /// of its stored state (announced requests, threads, carded channels):
+    /// the REST backfill's write. `merge` returns `None` to leave the row as
+    /// it is (an event newer than the backfill's snapshot). The row is read
+    /// and written in one transaction (locked on PostgreSQL), so a delivery
+    /// for the same PR applies before or after, never in between. Nothing is
+    /// queued: a backfill refreshes the picture, it tells nobody. True when
+    /// the card changed.
+    pub async fn merge_card(
+        &self,
+        repo: &str,
+        number: u64,
+        now_ms: i64,
+        merge: impl FnOnce(Option<&Card>) -> Option<Card>,
+    ) -> Result<bool, StoreError> {
+        self.check_file()?;
+        let _guard = self.write_guard().await;
+        let dialect = self.dialect;
+        let number = number as i64;
+        with_pool!(self, p => {
+            let mut tx = match dialect {
+                Dialect::Sqlite => p.begin_with("BEGIN IMMEDIATE").await?,
+                Dialect::Postgres => p.begin().await?,
+            };
+            let sql = match dialect {
+                // One writer at a time already (BEGIN IMMEDIATE).
+                Dialect::Sqlite => "SELECT state FROM pr_state WHERE repo = $1 AND number = $2",
+                Dialect::Postgres => {
+                    // A row to lock, as `Store::record` does: a delivery
+                    // creating the PR at the same moment waits for us.
+                    sqlx::query("INSERT INTO pr_state (repo, number, state, updated_at) VALUES ($1, $2, '{}', $3) ON CONFLICT (repo, number) DO NOTHING")
+                        .bind(repo)
+                        .bind(number)
+                        .bind(now_ms)
+                        .execute(&mut *tx)
+                        .await?;
+                    "SELECT state FROM pr_state WHERE repo = $1 AND number = $2 FOR UPDATE"
+                }
+            };
+            let mut state = match sqlx::query(sql).bind(repo).bind(number).fetch_optional(&mut *tx).await? {
+                Some(row) => {
+                    let json: String = row.try_get("state")?;
+                    serde_json::from_str::<PrState>(&json)
+                        .map_err(|e| StoreError::Corrupt(format!("pr_state {repo}#{number}: {e}")))?
+                }
+                None => PrState::default(),
+            };
+            let Some(card) = merge(state.card.as_ref()) else {
+                tx.rollback().await?;
+                return Ok(false);
+            };
+            if state.card.as_ref() == Some(&card) {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            state.card = Some(card);
+            let json = serde_json::to_string(&state).map_err(corrupt)?;
+            sqlx::query(
+                "INSERT INTO pr_state (repo, number, state, updated_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (repo, number) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+            )
+            .bind(repo)
+            .bind(number)
+            .bind(json)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
     /// Has this slot been claimed (by any task)?
     pub async fn slot_taken(&self, key: &SlotKey) -> Result<bool, StoreError> {
         with_pool!(self, p => {
