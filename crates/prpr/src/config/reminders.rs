@@ -236,6 +236,12 @@ pub struct Personal {
 
 const SECTION_KEYS: [&str; 4] = ["grace", "resync", "schedules", "personal"];
 
+/// The plain settings of `[reminders]` (not its arrays of tables): what
+/// `config::file::settings` lists, for the environment table's and the
+/// example's checks.
+#[cfg(test)]
+pub(crate) const SETTINGS: [&str; 2] = ["grace", "resync"];
+
 const SCHEDULE_KEYS: [&str; 17] = [
     "name",
     "channel",

@@ -370,6 +370,90 @@ mod tests {
         assert_eq!(draft.status, PrStatus::Draft);
     }
 
+    /// A pulls-list item, as `GET /repos/acme/app/pulls` lists it.
+    fn rest_pr(f: impl FnOnce(&mut serde_json::Value)) -> PullRequest {
+        let mut v = pr_json("carol", false);
+        v["state"] = json!("open");
+        v["updated_at"] = json!("2026-03-02T00:00:00Z");
+        if let Some(o) = v.as_object_mut() {
+            o.remove("additions");
+            o.remove("deletions");
+        }
+        f(&mut v);
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn reviews(list: &[(&str, &str)]) -> Vec<ReviewItem> {
+        list.iter()
+            .map(|(login, state)| ReviewItem {
+                user: Some(crate::github::Account {
+                    login: login.to_string(),
+                    kind: None,
+                }),
+                state: state.to_string(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_rest_snapshot_makes_the_card_events_would() {
+        let pr = rest_pr(|v| {
+            v["requested_reviewers"] = json!([{"login": "alice"}]);
+            v["requested_teams"] = json!([{"slug": "backend"}]);
+        });
+        let list = reviews(&[
+            ("bob", "APPROVED"),
+            ("bob", "COMMENTED"),
+            ("dave", "CHANGES_REQUESTED"),
+            ("erin", "APPROVED"),
+            ("erin", "DISMISSED"),
+            ("carol", "APPROVED"),
+            ("frank", "PENDING"),
+        ]);
+        let mut prev = next(&review("zed", "approved"), None).unwrap();
+        prev.pr.size = Some((10, 2));
+        let c = from_rest(&pr, Some(&list), "acme/app", Some(&prev));
+        assert_eq!(
+            states(&c),
+            vec![
+                ("bob".into(), ReviewState::Approved),
+                ("dave".into(), ReviewState::ChangesRequested),
+                ("erin".into(), ReviewState::Commented),
+                ("alice".into(), ReviewState::Pending),
+                ("acme/backend".into(), ReviewState::Pending),
+            ],
+            "the snapshot's reviews replace the stored ones; the author's and pending ones do not count"
+        );
+        assert_eq!(c.pr.size, Some((10, 2)), "a list has no size: kept");
+        assert_eq!(c.status, PrStatus::Open);
+        // Without reviews (a PR fetched because it left the list), the
+        // stored verdicts stay.
+        let closed = rest_pr(|v| {
+            v["state"] = json!("closed");
+            v["merged"] = json!(true);
+        });
+        let c = from_rest(&closed, None, "acme/app", Some(&prev));
+        assert_eq!(c.status, PrStatus::Merged);
+        assert_eq!(states(&c), vec![("zed".into(), ReviewState::Approved)]);
+    }
+
+    #[test]
+    fn an_event_newer_than_the_snapshot_wins() {
+        let fresh = from_rest(&rest_pr(|_| {}), Some(&[]), "acme/app", None);
+        let mut stored = fresh.clone();
+        stored.pr.title = "newer".into();
+        stored.updated_at = fresh.updated_at.map(|t| t + 1);
+        assert_eq!(merge_rest(Some(&stored), fresh.clone()), None);
+        stored.updated_at = fresh.updated_at;
+        assert_eq!(
+            merge_rest(Some(&stored), fresh.clone()),
+            Some(fresh.clone())
+        );
+        stored.updated_at = None;
+        assert_eq!(merge_rest(Some(&stored), fresh.clone()), Some(fresh.clone()));
+        assert_eq!(merge_rest(None, fresh.clone()), Some(fresh));
+    }
+
     #[test]
     fn the_latest_decisive_verdict_sets_the_reactions() {
         let c = next(&review("alice", "changes_requested"), None).unwrap();
