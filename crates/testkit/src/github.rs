@@ -1136,7 +1136,11 @@ impl Ctx<'_> {
                 q.push(format!("page={p}"));
                 format!("<http://{}{}?{}>", self.host, self.path, q.join("&"))
             };
-            let link = format!("{}; rel=\"next\", {}; rel=\"last\"", url(page + 1), url(last));
+            let link = format!(
+                "{}; rel=\"next\", {}; rel=\"last\"",
+                url(page + 1),
+                url(last)
+            );
             if let Ok(v) = HeaderValue::from_str(&link) {
                 resp.headers_mut().insert(header::LINK, v);
             }
@@ -1349,8 +1353,7 @@ fn pull_routes(state: &GhState, ctx: &Ctx<'_>, caller: Caller) -> Option<Respons
             .filter(|(k, _)| k.split('/').next() == Some(owner.as_str()))
             .map(|(_, r)| r)
             .collect();
-        if repos.is_empty() && !state.orgs.contains_key(&owner) && !state.users.contains(&owner)
-        {
+        if repos.is_empty() && !state.orgs.contains_key(&owner) && !state.users.contains(&owner) {
             return Some(ctx.nf());
         }
         repos.sort_by(|a, b| a.full_name.cmp(&b.full_name));
@@ -1366,7 +1369,11 @@ fn pull_routes(state: &GhState, ctx: &Ctx<'_>, caller: Caller) -> Option<Respons
     }
     let empty = BTreeMap::new();
     let pulls = state.pulls.get(&key).unwrap_or(&empty);
-    let pull = |n: &str| n.parse::<u64>().ok().and_then(|n| pulls.get(&n).map(|p| (n, p)));
+    let pull = |n: &str| {
+        n.parse::<u64>()
+            .ok()
+            .and_then(|n| pulls.get(&n).map(|p| (n, p)))
+    };
     Some(match rest {
         [] | [""] => {
             let wanted = ctx.param("state").unwrap_or_else(|| "open".to_owned());
@@ -1392,7 +1399,11 @@ fn pull_routes(state: &GhState, ctx: &Ctx<'_>, caller: Caller) -> Option<Respons
         },
         [n, "reviews"] => match pull(n) {
             Some((n, _)) => {
-                let reviews = state.reviews.get(&(key.clone(), n)).cloned().unwrap_or_default();
+                let reviews = state
+                    .reviews
+                    .get(&(key.clone(), n))
+                    .cloned()
+                    .unwrap_or_default();
                 ctx.paged(&reviews)
             }
             None => ctx.nf(),

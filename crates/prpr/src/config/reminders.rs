@@ -441,9 +441,9 @@ pub(crate) fn read(
     if let Some(g) = r.duration_key(table, "grace") {
         cfg.grace = g;
     }
-    let resync_off = table
-        .get("resync")
-        .is_some_and(|v| matches!(v.get_ref(), DeValue::String(s) if s.trim().eq_ignore_ascii_case("off")));
+    let resync_off = table.get("resync").is_some_and(
+        |v| matches!(v.get_ref(), DeValue::String(s) if s.trim().eq_ignore_ascii_case("off")),
+    );
     if resync_off {
         cfg.resync = Duration::ZERO;
     } else if let Some(d) = r.duration_key(table, "resync") {

@@ -299,8 +299,7 @@ impl Backfill {
             self.pass_within(now, &mut report).await
         };
         report.rate_remaining = self.client.rate_limit().remaining;
-        let complete =
-            result.is_ok() && report.recent.is_none() && report.stopped_early.is_none();
+        let complete = result.is_ok() && report.recent.is_none() && report.stopped_early.is_none();
         if let Err(e) = self
             .store
             .release(JOB, &self.owner, complete.then_some(now))
@@ -492,8 +491,7 @@ impl Backfill {
                     continue;
                 }
                 Ok(PassReport {
-                    recent: Some(last),
-                    ..
+                    recent: Some(last), ..
                 }) => {
                     // Another task's pass: the next one is due a resync after it.
                     let since = Duration::from_millis((self.clock.now_ms() - last).max(0) as u64);

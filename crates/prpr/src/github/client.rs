@@ -1,5 +1,6 @@
 //! A small GitHub REST client for what prpr asks of the API at run time:
-//! webhook deliveries (catch-up) and App installation tokens.
+//! webhook deliveries (catch-up), open pull requests and their reviews (the
+//! reminders backfill) and App installation tokens.
 //!
 //! Why its own client and not `webhook_setup::GitHubApi`: this one runs in the
 //! background of `prpr serve`, so it must live within GitHub's limits on its

@@ -122,7 +122,10 @@ impl Commands {
         match self.http.post(url).json(&answer.json()).send().await {
             Ok(r) if r.status().is_success() => {}
             Ok(r) => {
-                tracing::warn!(status = r.status().as_u16(), "slash command: response_url refused the answer")
+                tracing::warn!(
+                    status = r.status().as_u16(),
+                    "slash command: response_url refused the answer"
+                )
             }
             Err(e) => {
                 tracing::warn!(error = %e.without_url(), "slash command: cannot post to response_url")
@@ -223,7 +226,9 @@ pub(super) async fn handle(
         .clone()
         .filter(|u| commands.response_url_allowed(u));
     if form.response_url.is_some() && late_url.is_none() {
-        tracing::warn!("slash command: a response_url not on Slack's hooks host; answering inline only");
+        tracing::warn!(
+            "slash command: a response_url not on Slack's hooks host; answering inline only"
+        );
     }
     let wait = commands.ack_after;
     let work = {

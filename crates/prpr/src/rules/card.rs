@@ -96,9 +96,7 @@ pub fn from_rest(
             }
             match Verdict::from_github(&review.state) {
                 Some(v) => set(&mut card, login, v),
-                None if review.state.eq_ignore_ascii_case("dismissed") => {
-                    dismiss(&mut card, login)
-                }
+                None if review.state.eq_ignore_ascii_case("dismissed") => dismiss(&mut card, login),
                 // PENDING: a review not yet submitted.
                 None => {}
             }
@@ -450,7 +448,10 @@ mod tests {
             Some(fresh.clone())
         );
         stored.updated_at = None;
-        assert_eq!(merge_rest(Some(&stored), fresh.clone()), Some(fresh.clone()));
+        assert_eq!(
+            merge_rest(Some(&stored), fresh.clone()),
+            Some(fresh.clone())
+        );
         assert_eq!(merge_rest(None, fresh.clone()), Some(fresh));
     }
 

@@ -61,7 +61,12 @@ fn pr(repo: &str, number: u64, title: &str, reviewers: &[&str], updated: &str) -
 /// A `pull_request` event: `opened`, or `review_requested` (of its first
 /// requested reviewer) when it has any.
 async fn ingest(store: &Store, cfg: &Config, id: &str, pull: Value) {
-    let repo = pull["html_url"].as_str().unwrap().split('/').collect::<Vec<_>>()[3..5].join("/");
+    let repo = pull["html_url"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .collect::<Vec<_>>()[3..5]
+        .join("/");
     let first = pull["requested_reviewers"][0].clone();
     let mut payload = json!({
         "action": "opened", "number": pull["number"], "pull_request": pull,
@@ -119,11 +124,29 @@ async fn backfill_after_downtime_shows_a_pr_opened_while_prpr_was_down() {
         let cfg = config(&gh, &["acme/api"]);
         let old = "2026-03-01T00:00:00Z";
         // What prpr saw before it went down: PRs 1, 2 and 4 opened.
-        ingest(&store, &cfg, "d1", pr("acme/api", 1, "Keep me", &["alice"], old)).await;
-        ingest(&store, &cfg, "d2", pr("acme/api", 2, "Merge me", &["bob"], old)).await;
+        ingest(
+            &store,
+            &cfg,
+            "d1",
+            pr("acme/api", 1, "Keep me", &["alice"], old),
+        )
+        .await;
+        ingest(
+            &store,
+            &cfg,
+            "d2",
+            pr("acme/api", 2, "Merge me", &["bob"], old),
+        )
+        .await;
         // PR 4's last event is newer than anything GitHub will list.
         let future = "2030-01-01T00:00:00Z";
-        ingest(&store, &cfg, "d4", pr("acme/api", 4, "Fresh title", &["bob"], future)).await;
+        ingest(
+            &store,
+            &cfg,
+            "d4",
+            pr("acme/api", 4, "Fresh title", &["bob"], future),
+        )
+        .await;
         let outbox_before = store.outbox_counts().await.unwrap();
         let before = digest(&store, &cfg).await;
         assert!(before.contains("Merge me"), "{before}");
@@ -131,7 +154,11 @@ async fn backfill_after_downtime_shows_a_pr_opened_while_prpr_was_down() {
         // GitHub meanwhile: PR 1 as it was, PR 2 merged, PR 3 opened with
         // requests to alice and a team and a review by bob; PR 4 listed
         // with an older snapshot.
-        gh.add_pull("acme/api", 1, &pr("acme/api", 1, "Keep me", &["alice"], old));
+        gh.add_pull(
+            "acme/api",
+            1,
+            &pr("acme/api", 1, "Keep me", &["alice"], old),
+        );
         gh.add_pull("acme/api", 2, &pr("acme/api", 2, "Merge me", &["bob"], old));
         gh.close_pull("acme/api", 2, true);
         let mut three = pr("acme/api", 3, "Opened while down", &["alice"], old);
@@ -145,12 +172,23 @@ async fn backfill_after_downtime_shows_a_pr_opened_while_prpr_was_down() {
         gh.add_pull(
             "acme/api",
             4,
-            &pr("acme/api", 4, "Stale title", &["bob"], "2026-03-03T00:00:00Z"),
+            &pr(
+                "acme/api",
+                4,
+                "Stale title",
+                &["bob"],
+                "2026-03-03T00:00:00Z",
+            ),
         );
 
         let report = pass(&cfg, &store).await;
         assert_eq!(
-            (report.repos, report.prs, report.closed, report.stopped_early.as_deref()),
+            (
+                report.repos,
+                report.prs,
+                report.closed,
+                report.stopped_early.as_deref()
+            ),
             (1, 3, 1, None),
             "{report:#?}"
         );
@@ -205,7 +243,11 @@ async fn backfill_after_downtime_shows_a_pr_opened_while_prpr_was_down() {
 
         // A second pass: nothing new.
         let again = pass(&cfg, &store).await;
-        assert_eq!((again.prs, again.updated, again.closed), (3, 0, 0), "{again:#?}");
+        assert_eq!(
+            (again.prs, again.updated, again.closed),
+            (3, 0, 0),
+            "{again:#?}"
+        );
     }
 }
 
@@ -213,9 +255,12 @@ async fn backfill_after_downtime_shows_a_pr_opened_while_prpr_was_down() {
 async fn globs_expand_through_the_owner_list_and_pages_go_past_100() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(
-        Store::connect(&format!("sqlite://{}", dir.path().join("prpr.db").display()))
-            .await
-            .unwrap(),
+        Store::connect(&format!(
+            "sqlite://{}",
+            dir.path().join("prpr.db").display()
+        ))
+        .await
+        .unwrap(),
     );
     let gh = GitHubDouble::start(GH_TOKEN).await;
     for n in 1..=130 {
@@ -267,9 +312,12 @@ async fn globs_expand_through_the_owner_list_and_pages_go_past_100() {
 async fn a_low_rate_limit_ends_a_pass_early_and_closes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(
-        Store::connect(&format!("sqlite://{}", dir.path().join("prpr.db").display()))
-            .await
-            .unwrap(),
+        Store::connect(&format!(
+            "sqlite://{}",
+            dir.path().join("prpr.db").display()
+        ))
+        .await
+        .unwrap(),
     );
     let gh = GitHubDouble::start(GH_TOKEN).await;
     let mut cfg = config(&gh, &["acme/api"]);
@@ -312,7 +360,11 @@ async fn a_low_rate_limit_ends_a_pass_early_and_closes_nothing() {
         .pass(false)
         .await
         .unwrap();
-    assert_eq!((next.recent, next.prs, next.closed), (None, 20, 1), "{next:#?}");
+    assert_eq!(
+        (next.recent, next.prs, next.closed),
+        (None, 20, 1),
+        "{next:#?}"
+    );
     // That one was complete: a periodic pass within resync is skipped.
     let skipped = Backfill::from_config(&cfg, store.clone(), Clock::system(), true)
         .unwrap()
@@ -320,13 +372,37 @@ async fn a_low_rate_limit_ends_a_pass_early_and_closes_nothing() {
         .await
         .unwrap();
     assert!(skipped.recent.is_some(), "{skipped:#?}");
+    // Another task holding the lease: nothing is read.
+    let now = Clock::system().now_ms();
+    assert!(
+        store
+            .lease(
+                prpr::github::backfill::JOB,
+                "another-task",
+                now,
+                now + 60_000
+            )
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let before = gh.requests().len();
+    let elsewhere = pass(&cfg, &store).await;
+    assert!(elsewhere.leased_elsewhere, "{elsewhere:#?}");
+    assert_eq!(gh.requests().len(), before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resync_then_preview_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let gh = GitHubDouble::start(GH_TOKEN).await;
-    let mut opened = pr("acme/api", 3, "Opened while down", &["alice"], "2026-03-02T00:00:00Z");
+    let mut opened = pr(
+        "acme/api",
+        3,
+        "Opened while down",
+        &["alice"],
+        "2026-03-02T00:00:00Z",
+    );
     opened["requested_teams"] = json!([{"slug": "backend"}]);
     gh.add_pull("acme/api", 3, &opened);
     gh.add_review("acme/api", 3, "bob", "APPROVED");
