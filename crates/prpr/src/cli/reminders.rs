@@ -25,7 +25,7 @@ use prpr::outbox::sender::Outcome;
 use prpr::slack::Publisher;
 use prpr::slack::render;
 
-use super::{ConfigArg, load_config};
+use super::{ConfigArg, load_config, rate_summary};
 
 /// How long `send` waits for Slack before leaving the rest to `prpr serve`.
 const WAIT: Duration = Duration::from_secs(60);
@@ -223,19 +223,12 @@ async fn resync(config: &ConfigArg) -> anyhow::Result<ExitCode> {
         eprintln!("prpr: {repo}: not read: {why}");
     }
     println!(
-        "repos {}, prs {}, updated {}, closed {}, rate remaining {}{}",
+        "repos {}, prs {}, updated {}, closed {}, {}",
         report.repos,
         report.prs,
         report.updated,
         report.closed,
-        report
-            .rate_remaining
-            .map_or_else(|| "unknown".to_string(), |n| n.to_string()),
-        report
-            .stopped_early
-            .as_deref()
-            .map(|w| format!("; stopped early: {w}"))
-            .unwrap_or_default()
+        rate_summary(report.rate_remaining, report.stopped_early.as_deref())
     );
     Ok(
         if report.stopped_early.is_some() || !report.failed.is_empty() {

@@ -68,6 +68,55 @@ macro_rules! with_pool {
 }
 pub(crate) use with_pool;
 
+/// Writes one PR's whole state (`$json`, serialised) inside `$tx`.
+macro_rules! write_pr_state {
+    ($tx:expr, $repo:expr, $number:expr, $json:expr, $now:expr) => {
+        sqlx::query(
+            "INSERT INTO pr_state (repo, number, state, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (repo, number) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+        )
+        .bind($repo)
+        .bind($number)
+        .bind($json)
+        .bind($now)
+        .execute(&mut *$tx)
+        .await?
+    };
+}
+pub(crate) use write_pr_state;
+
+/// One PR's stored state, read inside a write transaction `$tx` (default
+/// when there is none). On PostgreSQL its row is created first if missing
+/// and locked, so concurrent writers of one PR (deliveries, the reminders
+/// backfill) apply in turn; on SQLite `BEGIN IMMEDIATE` already allows one
+/// writer. A macro, like `with_pool!`, so both backends' transactions use it.
+macro_rules! lock_pr_state {
+    ($tx:expr, $dialect:expr, $repo:expr, $number:expr, $now:expr) => {{
+        let (repo, number): (&str, i64) = ($repo, $number);
+        let sql = match $dialect {
+            Dialect::Sqlite => "SELECT state FROM pr_state WHERE repo = $1 AND number = $2",
+            Dialect::Postgres => {
+                sqlx::query("INSERT INTO pr_state (repo, number, state, updated_at) VALUES ($1, $2, '{}', $3) ON CONFLICT (repo, number) DO NOTHING")
+                    .bind(repo)
+                    .bind(number)
+                    .bind($now)
+                    .execute(&mut *$tx)
+                    .await?;
+                "SELECT state FROM pr_state WHERE repo = $1 AND number = $2 FOR UPDATE"
+            }
+        };
+        match sqlx::query(sql).bind(repo).bind(number).fetch_optional(&mut *$tx).await? {
+            Some(row) => {
+                let json: String = row.try_get("state")?;
+                serde_json::from_str::<PrState>(&json)
+                    .map_err(|e| StoreError::Corrupt(format!("pr_state {repo}#{number}: {e}")))?
+            }
+            None => PrState::default(),
+        }
+    }};
+}
+pub(crate) use lock_pr_state;
+
 /// Store failures. All of them mean "not stored": intake answers `503`.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -485,31 +534,7 @@ impl Store {
 
             let pr_key = d.subject.repo.as_deref().zip(d.subject.number.map(|n| n as i64));
             let state = match pr_key {
-                Some((repo, number)) => {
-                    let sql = match dialect {
-                        // One writer at a time already (BEGIN IMMEDIATE).
-                        Dialect::Sqlite => "SELECT state FROM pr_state WHERE repo = $1 AND number = $2",
-                        Dialect::Postgres => {
-                            // Create the row first so there is something to lock:
-                            // concurrent deliveries for one PR then apply in turn.
-                            sqlx::query("INSERT INTO pr_state (repo, number, state, updated_at) VALUES ($1, $2, '{}', $3) ON CONFLICT (repo, number) DO NOTHING")
-                                .bind(repo)
-                                .bind(number)
-                                .bind(now_ms)
-                                .execute(&mut *tx)
-                                .await?;
-                            "SELECT state FROM pr_state WHERE repo = $1 AND number = $2 FOR UPDATE"
-                        }
-                    };
-                    match sqlx::query(sql).bind(repo).bind(number).fetch_optional(&mut *tx).await? {
-                        Some(row) => {
-                            let json: String = row.try_get("state")?;
-                            serde_json::from_str::<PrState>(&json)
-                                .map_err(|e| StoreError::Corrupt(format!("pr_state {repo}#{number}: {e}")))?
-                        }
-                        None => PrState::default(),
-                    }
-                }
+                Some((repo, number)) => lock_pr_state!(tx, dialect, repo, number, now_ms),
                 None => PrState::default(),
             };
 
@@ -546,16 +571,7 @@ impl Store {
 
             if let (Some((repo, number)), Some(next)) = (pr_key, &decision.state) {
                 let json = serde_json::to_string(next).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                sqlx::query(
-                    "INSERT INTO pr_state (repo, number, state, updated_at) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (repo, number) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
-                )
-                    .bind(repo)
-                    .bind(number)
-                    .bind(json)
-                    .bind(now_ms)
-                    .execute(&mut *tx)
-                    .await?;
+                write_pr_state!(tx, repo, number, json, now_ms);
             }
 
             // A changed card is shown by every thread of the PR: each

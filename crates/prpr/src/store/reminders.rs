@@ -4,7 +4,7 @@
 
 use sqlx::Row;
 
-use super::{Dialect, Pool, Store, StoreError, with_pool};
+use super::{Dialect, Pool, Store, StoreError, lock_pr_state, with_pool, write_pr_state};
 use crate::notice::{Card, Notification, PrState, PrStatus};
 use crate::reminders::prefs::{Quiet, RemindPref, UserPrefs};
 
@@ -129,29 +129,7 @@ impl Store {
                 Dialect::Sqlite => p.begin_with("BEGIN IMMEDIATE").await?,
                 Dialect::Postgres => p.begin().await?,
             };
-            let sql = match dialect {
-                // One writer at a time already (BEGIN IMMEDIATE).
-                Dialect::Sqlite => "SELECT state FROM pr_state WHERE repo = $1 AND number = $2",
-                Dialect::Postgres => {
-                    // A row to lock, as `Store::record` does: a delivery
-                    // creating the PR at the same moment waits for us.
-                    sqlx::query("INSERT INTO pr_state (repo, number, state, updated_at) VALUES ($1, $2, '{}', $3) ON CONFLICT (repo, number) DO NOTHING")
-                        .bind(repo)
-                        .bind(number)
-                        .bind(now_ms)
-                        .execute(&mut *tx)
-                        .await?;
-                    "SELECT state FROM pr_state WHERE repo = $1 AND number = $2 FOR UPDATE"
-                }
-            };
-            let mut state = match sqlx::query(sql).bind(repo).bind(number).fetch_optional(&mut *tx).await? {
-                Some(row) => {
-                    let json: String = row.try_get("state")?;
-                    serde_json::from_str::<PrState>(&json)
-                        .map_err(|e| StoreError::Corrupt(format!("pr_state {repo}#{number}: {e}")))?
-                }
-                None => PrState::default(),
-            };
+            let mut state = lock_pr_state!(tx, dialect, repo, number, now_ms);
             let Some(card) = merge(state.card.as_ref()) else {
                 tx.rollback().await?;
                 return Ok(false);
@@ -162,16 +140,7 @@ impl Store {
             }
             state.card = Some(card);
             let json = serde_json::to_string(&state).map_err(corrupt)?;
-            sqlx::query(
-                "INSERT INTO pr_state (repo, number, state, updated_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (repo, number) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
-            )
-            .bind(repo)
-            .bind(number)
-            .bind(json)
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?;
+            write_pr_state!(tx, repo, number, json, now_ms);
             tx.commit().await?;
             Ok(true)
         })

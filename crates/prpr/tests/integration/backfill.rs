@@ -104,10 +104,14 @@ async fn digest(store: &Store, cfg: &Config) -> String {
         .join("\n")
 }
 
+async fn sqlite(dir: &tempfile::TempDir) -> Arc<Store> {
+    let url = format!("sqlite://{}", dir.path().join("prpr.db").display());
+    Arc::new(Store::connect(&url).await.unwrap())
+}
+
 /// Stores to run on: SQLite, and PostgreSQL when there is one.
 async fn stores(dir: &tempfile::TempDir) -> (Vec<Arc<Store>>, Option<support::PgDb>) {
-    let url = format!("sqlite://{}", dir.path().join("prpr.db").display());
-    let mut out = vec![Arc::new(Store::connect(&url).await.unwrap())];
+    let mut out = vec![sqlite(dir).await];
     let pg = support::postgres_db().await;
     if let Some(db) = &pg {
         out.push(Arc::new(Store::connect(&db.url).await.unwrap()));
@@ -254,14 +258,7 @@ async fn backfill_after_downtime_shows_a_pr_opened_while_prpr_was_down() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn globs_expand_through_the_owner_list_and_pages_go_past_100() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(
-        Store::connect(&format!(
-            "sqlite://{}",
-            dir.path().join("prpr.db").display()
-        ))
-        .await
-        .unwrap(),
-    );
+    let store = sqlite(&dir).await;
     let gh = GitHubDouble::start(GH_TOKEN).await;
     for n in 1..=130 {
         gh.add_pull("acme/api", n, &json!({"title": format!("Api change {n}")}));
@@ -311,14 +308,7 @@ async fn globs_expand_through_the_owner_list_and_pages_go_past_100() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_low_rate_limit_ends_a_pass_early_and_closes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(
-        Store::connect(&format!(
-            "sqlite://{}",
-            dir.path().join("prpr.db").display()
-        ))
-        .await
-        .unwrap(),
-    );
+    let store = sqlite(&dir).await;
     let gh = GitHubDouble::start(GH_TOKEN).await;
     let mut cfg = config(&gh, &["acme/api"]);
     cfg.github.catch_up_rate_floor = 5;
