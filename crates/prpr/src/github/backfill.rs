@@ -132,7 +132,7 @@ pub struct Backfill {
     stop: Option<watch::Receiver<bool>>,
 }
 
-/// Is a repository GitHub's rate limit, for which the pass stops?
+/// GitHub's rate limits (primary, or secondary beyond what the client waits out): the pass stops.
 fn is_limit(e: &GitHubError) -> bool {
     matches!(
         e,
