@@ -460,3 +460,65 @@ times = ["09:30"]
         "{help}"
     );
 }
+
+/// `prpr serve` backfills at start: a PR opened while it was down is in the
+/// picture before any event about it, and Slack hears nothing of it.
+/// Without credentials the backfill is off, said once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_backfills_at_start_and_says_when_it_is_off() {
+    use testkit::slack::{SlackConfig, SlackDouble};
+    let slack = SlackDouble::start(SlackConfig::default()).await;
+    let gh = GitHubDouble::start(GH_TOKEN).await;
+    gh.add_pull(
+        "acme/api",
+        3,
+        &pr(
+            "acme/api",
+            3,
+            "Opened while down",
+            &["octocat"],
+            "2026-03-02T00:00:00Z",
+        ),
+    );
+    let config = format!(
+        "{}\n[github]\nrepos = [\"acme/*\"]\n\n[[reminders.schedules]]\nname = \"backend\"\nchannel = \"C0BACKEND1\"\ntimes = [\"09:30\"]\n",
+        support::BASE_CONFIG
+    );
+    let off =
+        support::Server::start(Some(&slack), support::Launch::with_config(config.clone())).await;
+    let said = off
+        .logged("reminders backfill off", 1, Duration::from_secs(5))
+        .await;
+    assert!(
+        said[0]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("GITHUB_TOKEN"),
+        "{said:?}"
+    );
+    drop(off);
+
+    let mut launch = support::Launch::with_config(config);
+    launch.env = vec![
+        ("GITHUB_TOKEN".into(), GH_TOKEN.into()),
+        ("GITHUB_API_URL".into(), gh.api_url()),
+    ];
+    let server = support::Server::start(Some(&slack), launch).await;
+    let pass = server
+        .logged("reminders backfill pass", 1, Duration::from_secs(15))
+        .await;
+    assert_eq!(
+        (
+            pass[0]["repos"].as_u64(),
+            pass[0]["prs"].as_u64(),
+            pass[0]["updated"].as_u64()
+        ),
+        (Some(1), Some(1), Some(1)),
+        "{pass:?}"
+    );
+    let cards = server.store().await.open_cards().await.unwrap();
+    assert_eq!(cards.len(), 1);
+    assert_eq!(cards[0].pr.title, "Opened while down");
+    assert_eq!(server.outbox().await.pending, 0, "nothing queued for Slack");
+    assert!(slack.posted().is_empty(), "{:?}", slack.posted());
+}
