@@ -256,6 +256,26 @@ pub async fn run(
         );
         tokio::spawn(expander.run(stop_rx.clone()))
     });
+    // The reminders backfill: off (said once) without GitHub credentials,
+    // repositories, or reminders to read what it fetches.
+    let backfill_task = match crate::github::backfill::Backfill::from_config(
+        &cfg,
+        store.clone(),
+        clock.clone(),
+        false,
+    ) {
+        Ok(job) => {
+            tracing::info!(
+                resync_secs = cfg.reminders.resync.as_secs(),
+                "reminders backfill on: the open-PR picture is read from GitHub's REST API"
+            );
+            Some(tokio::spawn(job.run(stop_rx.clone())))
+        }
+        Err(why) => {
+            tracing::info!(reason = %why, "reminders backfill off");
+            None
+        }
+    };
     let scheduler_task = crate::reminders::Scheduler::has_work(&cfg).then(|| {
         let scheduler = crate::reminders::Scheduler::new(
             store.clone(),
@@ -310,6 +330,10 @@ pub async fn run(
     let _ = tokio::time::timeout_at(budget_end, updater_task).await;
     if let Some(task) = catch_up_task {
         // A pass stops between requests; a redelivery asked for is done.
+        let _ = tokio::time::timeout_at(budget_end, task).await;
+    }
+    if let Some(task) = backfill_task {
+        // A pass stops between requests; what it wrote is committed.
         let _ = tokio::time::timeout_at(budget_end, task).await;
     }
     if let Some(task) = scheduler_task {

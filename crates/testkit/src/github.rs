@@ -20,6 +20,13 @@
 //! [`GitHubDouble::add_team`]. The primary rate limit is a configurable budget
 //! ([`GitHubDouble::set_rate_limit`]).
 //!
+//! Pull requests, for the reminders backfill: [`GitHubDouble::add_pull`],
+//! [`GitHubDouble::close_pull`] and [`GitHubDouble::add_review`] behind
+//! `GET /repos/{o}/{r}/pulls` (`state`, `per_page`/`page`, `Link` with
+//! `rel="next"` and `rel="last"`), `…/pulls/{n}`, `…/pulls/{n}/reviews`
+//! (paginated) and `…/pulls/{n}/requested_reviewers`, and an owner's
+//! repositories (`GET /orgs/{org}/repos`, `/users/{user}/repos`, paginated).
+//!
 //! Repositories are private: a request without `Authorization` gets 404, as
 //! GitHub answers for a private repository it will not reveal.
 
@@ -186,6 +193,13 @@ struct GhState {
     rate_limit: Option<u64>,
     /// `x-ratelimit-reset` as epoch seconds; `None`: an hour from now.
     rate_reset: Option<u64>,
+    /// Lower-cased `owner/name` → number → the pull request as the API shows it.
+    pulls: HashMap<String, BTreeMap<u64, Value>>,
+    /// (lower-cased `owner/name`, number) → its reviews, oldest first.
+    reviews: HashMap<(String, u64), Vec<Value>>,
+    /// Lower-cased logins that are users, not organizations
+    /// (`GET /orgs/{login}/repos` is 404 for them).
+    users: std::collections::HashSet<String>,
 }
 
 #[derive(Default)]
@@ -625,6 +639,98 @@ impl GitHubDouble {
         lock(&self.inner.shared.state).redelivery_requests.clone()
     }
 
+    /// Adds or changes an open pull request of `repo` (creating the
+    /// repository): `fields` (a JSON object: `title`, `user`, `draft`,
+    /// `requested_reviewers`, `requested_teams`, `labels`, `created_at`,
+    /// `updated_at`, `state`, `merged`, …) go over the current values, or
+    /// over defaults for a new one (`octocat`'s, open, created and updated
+    /// now, no reviewers).
+    pub fn add_pull(&self, repo: &str, number: u64, fields: &Value) {
+        let mut state = lock(&self.inner.shared.state);
+        let key = repo.to_ascii_lowercase();
+        let full = state
+            .repos
+            .entry(key.clone())
+            .or_insert_with(|| Repo::new(repo))
+            .full_name
+            .clone();
+        let now = rfc3339(now_secs());
+        let pr = state
+            .pulls
+            .entry(key)
+            .or_default()
+            .entry(number)
+            .or_insert_with(|| {
+                json!({
+                    "url": format!("https://api.github.com/repos/{full}/pulls/{number}"),
+                    "id": 10_000 + number,
+                    "number": number,
+                    "state": "open",
+                    "locked": false,
+                    "title": format!("Pull request {number}"),
+                    "user": {"login": "octocat", "id": 1, "type": "User"},
+                    "body": null,
+                    "labels": [],
+                    "draft": false,
+                    "merged": false,
+                    "merged_at": null,
+                    "closed_at": null,
+                    "html_url": format!("https://github.com/{full}/pull/{number}"),
+                    "requested_reviewers": [],
+                    "requested_teams": [],
+                    "base": {"ref": "main", "label": "acme:main", "repo": {"full_name": full}},
+                    "head": {"ref": format!("topic-{number}"), "label": format!("acme:topic-{number}")},
+                    "created_at": now,
+                    "updated_at": now,
+                })
+            });
+        if let (Some(pr), Some(fields)) = (pr.as_object_mut(), fields.as_object()) {
+            for (k, v) in fields {
+                pr.insert(k.clone(), v.clone());
+            }
+        }
+    }
+
+    /// Closes a pull request (merged or not) and bumps its `updated_at`.
+    pub fn close_pull(&self, repo: &str, number: u64, merged: bool) {
+        let now = rfc3339(now_secs());
+        self.add_pull(
+            repo,
+            number,
+            &json!({"state": "closed", "merged": merged, "closed_at": now, "updated_at": now,
+                    "merged_at": if merged { Value::String(now.clone()) } else { Value::Null }}),
+        );
+    }
+
+    /// A review of a pull request by `login`: `state` as the API spells it
+    /// (`APPROVED`, `CHANGES_REQUESTED`, `COMMENTED`, `DISMISSED`).
+    pub fn add_review(&self, repo: &str, number: u64, login: &str, state: &str) {
+        let mut st = lock(&self.inner.shared.state);
+        let list = st
+            .reviews
+            .entry((repo.to_ascii_lowercase(), number))
+            .or_default();
+        let id = 80_000 + list.len() as u64;
+        list.push(json!({
+            "id": id,
+            "user": {"login": login, "id": 1, "type": "User"},
+            "body": "",
+            "state": state,
+            "html_url": format!("https://github.com/{repo}/pull/{number}#pullrequestreview-{id}"),
+            "submitted_at": rfc3339(now_secs()),
+            "commit_id": "0000000000000000000000000000000000000000",
+            "author_association": "MEMBER",
+        }));
+    }
+
+    /// `login` is a user, not an organization: `GET /orgs/{login}/repos`
+    /// answers 404 (use `/users/{login}/repos`).
+    pub fn mark_user(&self, login: &str) {
+        lock(&self.inner.shared.state)
+            .users
+            .insert(login.to_ascii_lowercase());
+    }
+
     /// Stops listening (connection refused afterwards).
     pub async fn shutdown(self) {
         self.inner.server.stop().await;
@@ -915,6 +1021,9 @@ fn respond(
     if let Some(resp) = delivery_routes(&mut state, &ctx, caller) {
         return resp;
     }
+    if let Some(resp) = pull_routes(&state, &ctx, caller) {
+        return resp;
+    }
     if caller == Caller::App {
         return unauthorized(
             "A JSON web token cannot be used for this endpoint: use an installation token",
@@ -1022,6 +1131,50 @@ impl Ctx<'_> {
             },
         }
     }
+    /// One page of `items` by `per_page` and `page`, as GitHub pages a
+    /// list: `Link` with `rel="next"` and `rel="last"` while more follow
+    /// (the request's other parameters kept), 422 for a bad `per_page`.
+    fn paged(&self, items: &[Value]) -> Response {
+        let per_page = match self.per_page() {
+            Ok(n) => n,
+            Err(r) => return *r,
+        };
+        let page = self
+            .param("page")
+            .and_then(|p| p.parse::<usize>().ok())
+            .unwrap_or(1)
+            .max(1);
+        let slice: Vec<Value> = items
+            .iter()
+            .skip((page - 1).saturating_mul(per_page))
+            .take(per_page)
+            .cloned()
+            .collect();
+        let mut resp = self.ok(StatusCode::OK, &Value::Array(slice));
+        if page.saturating_mul(per_page) < items.len() {
+            let last = items.len().div_ceil(per_page);
+            let others: Vec<(String, String)> = parse_form(self.query.unwrap_or(""))
+                .into_iter()
+                .filter(|(k, _)| k != "page" && k != "per_page")
+                .collect();
+            let url = |p: usize| {
+                let mut q: Vec<String> = others.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                q.push(format!("per_page={per_page}"));
+                q.push(format!("page={p}"));
+                format!("<http://{}{}?{}>", self.host, self.path, q.join("&"))
+            };
+            let link = format!(
+                "{}; rel=\"next\", {}; rel=\"last\"",
+                url(page + 1),
+                url(last)
+            );
+            if let Ok(v) = HeaderValue::from_str(&link) {
+                resp.headers_mut().insert(header::LINK, v);
+            }
+        }
+        resp
+    }
+
     /// `Link: <http://host/path?…>; rel="next"` on `resp`.
     fn link_next(&self, resp: &mut Response, query: &str) {
         let link = format!("<http://{}{}?{query}>; rel=\"next\"", self.host, self.path);
@@ -1111,26 +1264,11 @@ fn delivery_routes(state: &mut GhState, ctx: &Ctx<'_>, caller: Caller) -> Option
             else {
                 return Some(ctx.nf());
             };
-            let per_page = match ctx.per_page() {
-                Ok(n) => n,
-                Err(r) => return Some(*r),
-            };
-            let page = ctx
-                .param("page")
-                .and_then(|p| p.parse::<usize>().ok())
-                .unwrap_or(1)
-                .max(1);
             let items: Vec<Value> = members
                 .iter()
-                .skip((page - 1) * per_page)
-                .take(per_page)
                 .map(|login| json!({"login": login, "id": 1, "type": "User", "site_admin": false}))
                 .collect();
-            let mut resp = ctx.ok(StatusCode::OK, &Value::Array(items));
-            if page * per_page < members.len() {
-                ctx.link_next(&mut resp, &format!("per_page={per_page}&page={}", page + 1));
-            }
-            resp
+            ctx.paged(&items)
         }
         ["app", rest @ ..] => {
             if let Some(r) = need_jwt(caller) {
@@ -1205,6 +1343,106 @@ fn delivery_routes(state: &mut GhState, ctx: &Ctx<'_>, caller: Caller) -> Option
             }
         }
         _ => return None,
+    })
+}
+
+/// Pull requests (`GET /repos/{o}/{r}/pulls`, `…/pulls/{n}`,
+/// `…/pulls/{n}/reviews`, `…/pulls/{n}/requested_reviewers`) and an
+/// owner's repositories (`GET /orgs/{org}/repos`, `/users/{user}/repos`);
+/// `None`: not one of them.
+fn pull_routes(state: &GhState, ctx: &Ctx<'_>, caller: Caller) -> Option<Response> {
+    if ctx.method != Method::GET {
+        return None;
+    }
+    let segments: Vec<&str> = ctx.path.trim_start_matches('/').split('/').collect();
+    let (kind, owner) = match segments.as_slice() {
+        [kind @ ("orgs" | "users"), owner, "repos"] => (*kind, *owner),
+        ["repos", _, _, "pulls", ..] => ("pulls", ""),
+        _ => return None,
+    };
+    match caller {
+        Caller::Token => {}
+        Caller::Anonymous => return Some(ctx.nf()),
+        Caller::App => {
+            return Some(unauthorized(
+                "A JSON web token cannot be used for this endpoint: use an installation token",
+            ));
+        }
+    }
+    if kind != "pulls" {
+        let owner = owner.to_ascii_lowercase();
+        if kind == "orgs" && state.users.contains(&owner) {
+            return Some(ctx.nf());
+        }
+        let mut repos: Vec<&Repo> = state
+            .repos
+            .iter()
+            .filter(|(k, _)| k.split('/').next() == Some(owner.as_str()))
+            .map(|(_, r)| r)
+            .collect();
+        if repos.is_empty() && !state.orgs.contains_key(&owner) && !state.users.contains(&owner) {
+            return Some(ctx.nf());
+        }
+        repos.sort_by(|a, b| a.full_name.cmp(&b.full_name));
+        let items: Vec<Value> = repos.into_iter().map(repo_json).collect();
+        return Some(ctx.paged(&items));
+    }
+    let ["repos", owner, name, "pulls", rest @ ..] = segments.as_slice() else {
+        return None;
+    };
+    let key = format!("{owner}/{name}").to_ascii_lowercase();
+    if !state.repos.contains_key(&key) {
+        return Some(ctx.nf());
+    }
+    let empty = BTreeMap::new();
+    let pulls = state.pulls.get(&key).unwrap_or(&empty);
+    let pull = |n: &str| {
+        n.parse::<u64>()
+            .ok()
+            .and_then(|n| pulls.get(&n).map(|p| (n, p)))
+    };
+    Some(match rest {
+        [] | [""] => {
+            let wanted = ctx.param("state").unwrap_or_else(|| "open".to_owned());
+            // Newest first, GitHub's default order (`sort=created`, `desc`).
+            let items: Vec<Value> = pulls
+                .values()
+                .rev()
+                .filter(|p| wanted == "all" || p["state"].as_str() == Some(wanted.as_str()))
+                .map(|p| {
+                    let mut item = p.clone();
+                    // The list has no merge details (GitHub's "simple" PR).
+                    if let Some(o) = item.as_object_mut() {
+                        o.remove("merged");
+                    }
+                    item
+                })
+                .collect();
+            ctx.paged(&items)
+        }
+        [n] => match pull(n) {
+            Some((_, p)) => ctx.ok(StatusCode::OK, p),
+            None => ctx.nf(),
+        },
+        [n, "reviews"] => match pull(n) {
+            Some((n, _)) => {
+                let reviews = state
+                    .reviews
+                    .get(&(key.clone(), n))
+                    .cloned()
+                    .unwrap_or_default();
+                ctx.paged(&reviews)
+            }
+            None => ctx.nf(),
+        },
+        [n, "requested_reviewers"] => match pull(n) {
+            Some((_, p)) => ctx.ok(
+                StatusCode::OK,
+                &json!({"users": p["requested_reviewers"], "teams": p["requested_teams"]}),
+            ),
+            None => ctx.nf(),
+        },
+        _ => ctx.nf(),
     })
 }
 

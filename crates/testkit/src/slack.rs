@@ -5,6 +5,8 @@
 //! errors) per method.
 //!
 //! Methods are served at `{api_url}/{method}`, as on `https://slack.com/api`.
+//! Slash commands' `response_url`s are served at `POST /commands/…`
+//! ([`SlackDouble::response_url`], [`SlackDouble::responses`]).
 //! Besides the API it serves `GET /_double/posted`, `GET /_double/attempts`,
 //! `GET /_double/updates`, `POST /_double/delete` and `POST /_double/reset`
 //! (used by the `slack-double` binary).
@@ -152,6 +154,15 @@ pub enum Fault {
     Error(String),
 }
 
+/// A message posted to a slash command's `response_url`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Responded {
+    /// The path after `/commands/`, naming the command invocation.
+    pub path: String,
+    /// The JSON body as posted (`response_type`, `text`, `blocks`).
+    pub body: Value,
+}
+
 /// A message the double accepted, as it is now (after any `chat.update`).
 #[derive(Clone, Debug, Serialize)]
 pub struct Posted {
@@ -225,6 +236,8 @@ struct Shared {
     started: Instant,
     state: Mutex<SlackState>,
     posted_count: watch::Sender<usize>,
+    /// How many `response_url` posts were accepted.
+    responded_count: watch::Sender<usize>,
     stopped: Arc<Notify>,
 }
 
@@ -244,6 +257,8 @@ struct SlackState {
     update_bucket: HashMap<String, Bucket>,
     last_ts_micros: u64,
     request_seq: u64,
+    /// Posts to `response_url`s, in arrival order.
+    responded: Vec<Responded>,
 }
 
 #[derive(Default)]
@@ -310,6 +325,7 @@ impl SlackDouble {
             started: Instant::now(),
             state: Mutex::new(SlackState::default()),
             posted_count: watch::Sender::new(0),
+            responded_count: watch::Sender::new(0),
             stopped: Arc::clone(&stopped),
         });
         let router = router(Arc::clone(&shared));
@@ -416,6 +432,28 @@ impl SlackDouble {
         self.posted()
     }
 
+    /// A slash command's `response_url` on this double, as Slack sends
+    /// one in the command's form (`https://hooks.slack.com/commands/…` on
+    /// Slack). Each `id` is its own URL.
+    #[must_use]
+    pub fn response_url(&self, id: &str) -> String {
+        format!("{}/commands/T0000TEST/{id}/c2VjcmV0", self.base_url())
+    }
+
+    /// What was posted to `response_url`s, in arrival order.
+    #[must_use]
+    pub fn responses(&self) -> Vec<Responded> {
+        lock(&self.inner.shared.state).responded.clone()
+    }
+
+    /// Waits until at least `n` `response_url` posts arrived, or `timeout`;
+    /// returns [`responses`](Self::responses) either way.
+    pub async fn wait_for_responses(&self, n: usize, timeout: Duration) -> Vec<Responded> {
+        let mut rx = self.inner.shared.responded_count.subscribe();
+        let _ = tokio::time::timeout(timeout, rx.wait_for(|count| *count >= n)).await;
+        self.responses()
+    }
+
     /// Standing fault for `chat.postMessage` from now on ([`Fault::None`] to
     /// heal).
     pub fn set_fault(&self, fault: Fault) {
@@ -501,8 +539,10 @@ fn reset(shared: &Shared) {
     state.buckets.clear();
     state.update_bucket.clear();
     state.faults.clear();
+    state.responded.clear();
     drop(state);
     shared.posted_count.send_replace(0);
+    shared.responded_count.send_replace(0);
 }
 
 fn delete_message(shared: &Shared, channel: &str, ts: &str) -> bool {
@@ -519,6 +559,7 @@ fn delete_message(shared: &Shared, channel: &str, ts: &str) -> bool {
 fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/api/{method}", any(api))
+        .route("/commands/{*rest}", post(respond_url))
         .route("/_double/posted", get(double_posted))
         .route("/_double/count", get(double_count))
         .route("/_double/attempts", get(double_attempts))
@@ -526,6 +567,32 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/_double/delete", post(double_delete))
         .route("/_double/reset", post(double_reset))
         .with_state(shared)
+}
+
+/// Slack takes at most this many posts per `response_url`.
+const RESPONSE_URL_USES: usize = 5;
+
+/// `POST /commands/…`: a slash command's `response_url`. Slack takes a
+/// JSON message (`text`, `blocks`, `response_type`) at most five times per
+/// URL; the double records it and answers as Slack does.
+async fn respond_url(
+    State(shared): State<Arc<Shared>>,
+    Path(rest): Path<String>,
+    body: Bytes,
+) -> Response {
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return (StatusCode::BAD_REQUEST, "invalid_payload").into_response();
+    };
+    if body.get("text").is_none() && body.get("blocks").is_none() {
+        return (StatusCode::BAD_REQUEST, "no_text").into_response();
+    }
+    let mut state = lock(&shared.state);
+    if state.responded.iter().filter(|r| r.path == rest).count() >= RESPONSE_URL_USES {
+        return (StatusCode::NOT_FOUND, "used_url").into_response();
+    }
+    state.responded.push(Responded { path: rest, body });
+    shared.responded_count.send_replace(state.responded.len());
+    (StatusCode::OK, "ok").into_response()
 }
 
 /// Posted as served by `GET /_double/posted`.

@@ -190,3 +190,91 @@ async fn faults() {
         .unwrap_err();
     assert!(err.is_connect(), "{err:?}");
 }
+
+#[tokio::test]
+async fn pull_requests_reviews_and_owner_repositories() {
+    let d = GitHubDouble::start(TOKEN).await;
+    let auth = Some("Bearer ghs_test");
+    for n in 1..=5 {
+        d.add_pull(
+            "acme/api",
+            n,
+            &serde_json::json!({"title": format!("PR {n}")}),
+        );
+    }
+    d.add_pull(
+        "acme/api",
+        3,
+        &serde_json::json!({"requested_reviewers": [{"login": "alice"}], "requested_teams": [{"slug": "core"}]}),
+    );
+    d.close_pull("acme/api", 5, true);
+    d.add_review("acme/api", 3, "bob", "APPROVED");
+    d.add_review("acme/api", 3, "dave", "COMMENTED");
+    d.add_pull("acme/web", 1, &serde_json::json!({}));
+
+    // Open ones, newest first, 2 a page, with next and last links.
+    let (s, h, v) = get(&d, "/repos/acme/api/pulls?state=open&per_page=2", auth).await;
+    assert_eq!(s, StatusCode::OK);
+    let numbers: Vec<u64> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["number"].as_u64().unwrap())
+        .collect();
+    assert_eq!(numbers, vec![4, 3]);
+    let link = h["link"].to_str().unwrap();
+    assert!(
+        link.contains("state=open&per_page=2&page=2>; rel=\"next\""),
+        "{link}"
+    );
+    assert!(link.contains("page=2>; rel=\"last\""), "{link}");
+    assert!(h.contains_key("x-ratelimit-remaining"));
+    let (_, h, v) = get(
+        &d,
+        "/repos/acme/api/pulls?state=open&per_page=2&page=2",
+        auth,
+    )
+    .await;
+    assert_eq!(v.as_array().unwrap().len(), 2);
+    assert!(h.get("link").is_none(), "the last page");
+    let (_, _, v) = get(&d, "/repos/acme/api/pulls?state=closed", auth).await;
+    assert_eq!(v[0]["number"], 5);
+    // One PR: merge details included.
+    let (_, _, v) = get(&d, "/repos/acme/api/pulls/5", auth).await;
+    assert_eq!(
+        (v["state"].as_str(), v["merged"].as_bool()),
+        (Some("closed"), Some(true))
+    );
+    let (_, _, v) = get(&d, "/repos/acme/api/pulls/3/requested_reviewers", auth).await;
+    assert_eq!(v["users"][0]["login"], "alice");
+    assert_eq!(v["teams"][0]["slug"], "core");
+    let (_, h, v) = get(&d, "/repos/acme/api/pulls/3/reviews?per_page=1", auth).await;
+    assert_eq!(v[0]["user"]["login"], "bob");
+    assert_eq!(v[0]["state"], "APPROVED");
+    assert!(h["link"].to_str().unwrap().contains("rel=\"next\""));
+    let (s, _, _) = get(&d, "/repos/acme/api/pulls/99/reviews", auth).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // Private: anonymous callers see nothing.
+    let (s, _, _) = get(&d, "/repos/acme/api/pulls", None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // An organization's repositories; a user's only under /users.
+    let (s, _, v) = get(&d, "/orgs/acme/repos?per_page=100", auth).await;
+    assert_eq!(s, StatusCode::OK);
+    let names: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["full_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["acme/api", "acme/web"]);
+    d.add_pull("solo/tool", 1, &serde_json::json!({}));
+    d.mark_user("solo");
+    let (s, _, _) = get(&d, "/orgs/solo/repos", auth).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _, v) = get(&d, "/users/solo/repos", auth).await;
+    assert_eq!(
+        (s, v[0]["full_name"].as_str()),
+        (StatusCode::OK, Some("solo/tool"))
+    );
+}

@@ -11,7 +11,7 @@ use prpr::clock::Clock;
 use prpr::config::{env_help, parse_duration};
 use prpr::github::catchup::{CatchUp, MAX_LOOKBACK, Outcome, PassOptions};
 
-use super::{ConfigArg, load_config};
+use super::{ConfigArg, load_config, rate_summary};
 
 /// Ask GitHub to redeliver the webhook deliveries prpr missed.
 ///
@@ -102,19 +102,12 @@ impl CatchUpCmd {
             );
         }
         println!(
-            "hooks {}, checked {}, missing {}, redelivered {}, rate remaining {}{}",
+            "hooks {}, checked {}, missing {}, redelivered {}, {}",
             report.hooks,
             report.checked,
             report.missing,
             report.redelivered,
-            report
-                .rate_remaining
-                .map_or_else(|| "unknown".to_string(), |n| n.to_string()),
-            report
-                .stopped_early
-                .as_deref()
-                .map(|w| format!("; stopped early: {w}"))
-                .unwrap_or_default()
+            rate_summary(report.rate_remaining, report.stopped_early.as_deref())
         );
         let failed = report
             .missed

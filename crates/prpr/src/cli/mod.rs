@@ -103,3 +103,15 @@ pub(crate) fn load_config(arg: &ConfigArg, quiet_warnings: bool) -> Option<Confi
     }
     Some(loaded.config)
 }
+
+/// The end of a GitHub pass's summary line: `rate remaining N`, and why the
+/// pass stopped early if it did (`prpr catch-up`, `prpr reminders resync`).
+pub(crate) fn rate_summary(remaining: Option<u64>, stopped_early: Option<&str>) -> String {
+    format!(
+        "rate remaining {}{}",
+        remaining.map_or_else(|| "unknown".to_string(), |n| n.to_string()),
+        stopped_early
+            .map(|w| format!("; stopped early: {w}"))
+            .unwrap_or_default()
+    )
+}

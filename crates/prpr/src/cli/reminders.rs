@@ -1,4 +1,5 @@
-//! `prpr reminders preview NAME` and `prpr reminders send NAME`.
+//! `prpr reminders preview NAME`, `prpr reminders send NAME` and `prpr
+//! reminders resync`.
 //!
 //! Both build the digest with the scheduler's own code
 //! ([`prpr::reminders::build_schedule`]) from the store's open-PR cards at
@@ -17,17 +18,20 @@ use tokio::sync::{Notify, mpsc, watch};
 use prpr::app;
 use prpr::clock::Clock;
 use prpr::config::env_help;
+use prpr::github::backfill::{self, Backfill, Found};
+use prpr::notice::{PrStatus, ReviewState};
 use prpr::outbox::Sender;
 use prpr::outbox::sender::Outcome;
 use prpr::slack::Publisher;
 use prpr::slack::render;
 
-use super::{ConfigArg, load_config};
+use super::{ConfigArg, load_config, rate_summary};
 
 /// How long `send` waits for Slack before leaving the rest to `prpr serve`.
 const WAIT: Duration = Duration::from_secs(60);
 
-/// Channel digests from `[[reminders.schedules]]`, on demand.
+/// Channel digests from `[[reminders.schedules]]`, on demand, and the
+/// open-PR picture's backfill from GitHub.
 #[derive(Args)]
 pub(crate) struct RemindersCmd {
     #[command(subcommand)]
@@ -54,12 +58,35 @@ enum RemindersCommand {
         config: ConfigArg,
         name: String,
     },
+    /// Backfill the open-PR picture from GitHub's REST API now.
+    ///
+    /// Runs one backfill pass, as `prpr serve` does at start and every
+    /// [reminders] resync: for each repository of [github] repos (globs
+    /// such as acme/* expand against the organization's repositories) and
+    /// [github] orgs, lists the open pull requests with their requested
+    /// reviewers and teams and their reviews, and writes each PR's card into
+    /// the store; PRs prpr holds as open that GitHub shows merged or closed
+    /// leave the picture. A card an event wrote after GitHub's snapshot is
+    /// kept. Nothing is sent to Slack. Prints each PR found and a summary.
+    ///
+    /// Needs GITHUB_TOKEN (Pull requests: read, Metadata: read) or
+    /// GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY, and the store of
+    /// DATABASE_URL. Stops early when GitHub's remaining rate limit falls
+    /// to [github] catch_up_rate_floor.
+    #[command(after_help = env_help())]
+    Resync {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
 }
 
 impl RemindersCmd {
     pub(crate) async fn run(self) -> anyhow::Result<ExitCode> {
-        let (RemindersCommand::Preview { config, name, .. }
-        | RemindersCommand::Send { config, name }) = &self.command;
+        let (config, name) = match &self.command {
+            RemindersCommand::Resync { config } => return resync(config).await,
+            RemindersCommand::Preview { config, name, .. }
+            | RemindersCommand::Send { config, name } => (config, name),
+        };
         let Some(mut cfg) = load_config(config, true) else {
             return Ok(ExitCode::FAILURE);
         };
@@ -110,6 +137,7 @@ impl RemindersCmd {
                 }
                 Ok(ExitCode::SUCCESS)
             }
+            RemindersCommand::Resync { .. } => Ok(ExitCode::SUCCESS),
             RemindersCommand::Send { .. } => {
                 if notes.is_empty() {
                     eprintln!(
@@ -162,4 +190,91 @@ impl RemindersCmd {
             }
         }
     }
+}
+
+/// `prpr reminders resync`: one backfill pass, and what it found.
+async fn resync(config: &ConfigArg) -> anyhow::Result<ExitCode> {
+    let Some(cfg) = load_config(config, true) else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let store = Arc::new(app::connect_store(&cfg.database.url).await?);
+    let job = match Backfill::from_config(&cfg, store, Clock::system(), true) {
+        Ok(j) => j,
+        Err(why) => {
+            eprintln!("prpr: the backfill is off: {why}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let report = match job.pass(true).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("prpr: the backfill failed: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    if report.leased_elsewhere {
+        eprintln!("prpr: a running prpr is backfilling right now; try again in a minute");
+        return Ok(ExitCode::FAILURE);
+    }
+    for f in &report.found {
+        println!("{}", found_line(f));
+    }
+    for (repo, why) in &report.failed {
+        eprintln!("prpr: {repo}: not read: {why}");
+    }
+    println!(
+        "repos {}, prs {}, updated {}, closed {}, {}",
+        report.repos,
+        report.prs,
+        report.updated,
+        report.closed,
+        rate_summary(report.rate_remaining, report.stopped_early.as_deref())
+    );
+    Ok(
+        if report.stopped_early.is_some() || !report.failed.is_empty() {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        },
+    )
+}
+
+/// `acme/api#12  open  updated  "Title"  by carol  waiting: alice, acme/backend  approved: bob`
+fn found_line(f: &Found) -> String {
+    let c = &f.card;
+    let status = match c.status {
+        PrStatus::Open => "open",
+        PrStatus::Draft => "draft",
+        PrStatus::Merged => "merged",
+        PrStatus::Closed => "closed",
+    };
+    let outcome = match f.outcome {
+        backfill::Outcome::Updated => "updated",
+        backfill::Outcome::Unchanged => "unchanged",
+        backfill::Outcome::KeptNewer => "kept (an event is newer)",
+    };
+    let with = |state: ReviewState| {
+        c.reviewers
+            .iter()
+            .filter(|r| r.state == state)
+            .map(|r| r.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut line = format!(
+        "{}#{}  {status}  {outcome}  {:?}  by {}",
+        c.pr.repo, c.pr.number, c.pr.title, c.pr.author
+    );
+    for (label, state) in [
+        ("waiting", ReviewState::Pending),
+        ("approved", ReviewState::Approved),
+        ("changes requested", ReviewState::ChangesRequested),
+        ("commented", ReviewState::Commented),
+    ] {
+        let who = with(state);
+        if !who.is_empty() {
+            line.push_str(&format!("  {label}: {who}"));
+        }
+    }
+    line
 }

@@ -162,6 +162,21 @@ pub const OVERRIDES: &[Override] = &[
         },
     },
     Override {
+        var: "PRPR_REMINDERS_RESYNC",
+        aliases: &[],
+        setting: "reminders.resync",
+        secret: false,
+        set: |c, _, v| {
+            c.reminders.resync = if v.trim().eq_ignore_ascii_case("off") {
+                std::time::Duration::ZERO
+            } else {
+                super::parse_duration(&v)
+                    .map_err(|_| " is not a duration (e.g. \"6h\", \"30m\") or \"off\"")?
+            };
+            Ok(())
+        },
+    },
+    Override {
         var: "SLACK_BOT_TOKEN",
         aliases: &[],
         setting: "slack.bot_token",

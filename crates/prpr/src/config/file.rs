@@ -54,6 +54,12 @@ pub(crate) fn settings() -> Vec<String> {
             Some(keys) => keys.iter().map(|k| format!("{top}.{k}")).collect(),
             None => vec![top.to_string()],
         })
+        // Read by hand (`config::reminders`), not through serde.
+        .chain(
+            super::reminders::SETTINGS
+                .iter()
+                .map(|k| format!("reminders.{k}")),
+        )
         .collect()
 }
 

@@ -926,6 +926,31 @@ mod tests {
     }
 
     #[test]
+    fn reminders_resync_from_the_environment_is_checked() {
+        let off = load(None, &[("PRPR_REMINDERS_RESYNC", "off")]);
+        assert!(messages(&off).is_empty(), "{:?}", messages(&off));
+        assert_eq!(off.config.reminders.resync, Duration::ZERO);
+        let hourly = load(None, &[("PRPR_REMINDERS_RESYNC", "1h")]);
+        assert_eq!(hourly.config.reminders.resync, Duration::from_secs(3600));
+        let fast = load(None, &[("PRPR_REMINDERS_RESYNC", "30s")]);
+        assert!(
+            messages(&fast)
+                .iter()
+                .any(|m| m.contains("reminders.resync is 30 s: at least 1m")),
+            "{:?}",
+            messages(&fast)
+        );
+        let bad = load(None, &[("PRPR_REMINDERS_RESYNC", "often")]);
+        assert!(
+            messages(&bad)
+                .iter()
+                .any(|m| m.contains("PRPR_REMINDERS_RESYNC=\"often\" is not a duration")),
+            "{:?}",
+            messages(&bad)
+        );
+    }
+
+    #[test]
     fn every_problem_is_reported_with_its_line() {
         let dir = tempfile::tempdir().unwrap();
         let p = write(

@@ -135,6 +135,10 @@ pub struct RemindersConfig {
     /// late; older ones are skipped (with a log line): a 09:30 digest at
     /// 15:00 would only be noise.
     pub grace: Duration,
+    /// How often the open-PR picture is backfilled from GitHub's REST API
+    /// (it also is at start); zero (`"off"` or `0`) turns the periodic
+    /// backfill off.
+    pub resync: Duration,
     pub schedules: Vec<Schedule>,
     pub personal: Vec<Personal>,
 }
@@ -143,6 +147,7 @@ impl Default for RemindersConfig {
     fn default() -> Self {
         RemindersConfig {
             grace: Duration::from_secs(30 * 60),
+            resync: Duration::from_secs(6 * 3600),
             schedules: Vec::new(),
             personal: Vec::new(),
         }
@@ -229,7 +234,13 @@ pub struct Personal {
     pub ignore_drafts: bool,
 }
 
-const SECTION_KEYS: [&str; 3] = ["grace", "schedules", "personal"];
+const SECTION_KEYS: [&str; 4] = ["grace", "resync", "schedules", "personal"];
+
+/// The plain settings of `[reminders]` (not its arrays of tables): what
+/// `config::file::settings` lists, for the environment table's and the
+/// example's checks.
+#[cfg(test)]
+pub(crate) const SETTINGS: [&str; 2] = ["grace", "resync"];
 
 const SCHEDULE_KEYS: [&str; 17] = [
     "name",
@@ -429,6 +440,14 @@ pub(crate) fn read(
     r.unknown_keys(table, &SECTION_KEYS);
     if let Some(g) = r.duration_key(table, "grace") {
         cfg.grace = g;
+    }
+    let resync_off = table.get("resync").is_some_and(
+        |v| matches!(v.get_ref(), DeValue::String(s) if s.trim().eq_ignore_ascii_case("off")),
+    );
+    if resync_off {
+        cfg.resync = Duration::ZERO;
+    } else if let Some(d) = r.duration_key(table, "resync") {
+        cfg.resync = d;
     }
 
     if let Some(v) = table.get("schedules") {
@@ -634,6 +653,20 @@ teams = ["acme/backend"]
         assert!(s.remind_authors && s.ignore_drafts && s.require_review_requests);
         assert_eq!(cfg.personal[0].login, "alice");
         assert_eq!(s.line, Some(5));
+    }
+
+    #[test]
+    fn resync_defaults_to_6h_and_turns_off() {
+        assert_eq!(read_text("").0.resync, Duration::from_secs(6 * 3600));
+        for off in ["\"off\"", "\"OFF\"", "0", "\"0s\""] {
+            let (cfg, problems) = read_text(&format!("[reminders]\nresync = {off}\n"));
+            assert!(problems.is_empty(), "{problems:?}");
+            assert_eq!(cfg.resync, Duration::ZERO, "{off}");
+        }
+        let (cfg, _) = read_text("[reminders]\nresync = \"1h\"\n");
+        assert_eq!(cfg.resync, Duration::from_secs(3600));
+        let (_, problems) = read_text("[reminders]\nresync = \"often\"\n");
+        assert!(problems[0].contains("resync"), "{problems:?}");
     }
 
     #[test]

@@ -342,6 +342,16 @@ pub(crate) fn validate(cfg: &Config, at: &Origins) -> Vec<Problem> {
             "github.catch_up_interval must be at least 1 s".into(),
         ));
     }
+    let resync = cfg.reminders.resync;
+    if !resync.is_zero() && resync < std::time::Duration::from_secs(60) {
+        problems.push(at.error(
+            "reminders.resync",
+            format!(
+                "reminders.resync is {} s: at least 1m (each pass reads every open pull request), or \"off\"",
+                resync.as_secs_f64()
+            ),
+        ));
+    }
     let credentials = gh.token.is_some() || (gh.app_id.is_some() && gh.app_private_key.is_some());
     if credentials
         && gh.webhook_url.is_none()

@@ -273,13 +273,7 @@ impl CatchUp {
     }
 
     fn rate_low(&self) -> Option<String> {
-        let remaining = self.client.rate_limit().remaining?;
-        (remaining <= self.cfg.rate_floor).then(|| {
-            format!(
-                "GitHub rate limit low ({remaining} left, floor {})",
-                self.cfg.rate_floor
-            )
-        })
+        self.client.rate_low(self.cfg.rate_floor)
     }
 
     /// One pass under the lease. Without `opts.since`, a complete pass moves

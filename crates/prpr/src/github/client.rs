@@ -1,6 +1,7 @@
 //! A small GitHub REST client for what prpr asks of the API at run time:
-//! webhook deliveries (catch-up), team members (team expansion) and App
-//! installation tokens.
+//! webhook deliveries (catch-up), team members (team expansion), open pull
+//! requests and their reviews (the reminders backfill) and App installation
+//! tokens.
 //!
 //! Why its own client and not `webhook_setup::GitHubApi`: this one runs in the
 //! background of `prpr serve`, so it must live within GitHub's limits on its
@@ -216,6 +217,15 @@ impl GitHubClient {
     /// The rate limit as of the latest answer.
     pub fn rate_limit(&self) -> RateLimit {
         *self.rate.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Why a background pass should stop now: GitHub's remaining rate limit
+    /// (as of the latest answer) is at or below `floor`, leaving the rest to
+    /// prpr's other calls. `None` while there is room.
+    pub fn rate_low(&self, floor: u64) -> Option<String> {
+        let remaining = self.rate_limit().remaining?;
+        (remaining <= floor)
+            .then(|| format!("GitHub rate limit low ({remaining} left, floor {floor})"))
     }
 
     /// The App's JWT: RS256, iat 60 s in the past (clock drift), exp 9

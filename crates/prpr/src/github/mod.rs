@@ -7,6 +7,7 @@
 //! need is rejected with the JSON path of the problem (`pull_request.user.login:
 //! missing field`), which is what a person debugging a webhook wants to read.
 
+pub mod backfill;
 pub mod catchup;
 pub mod client;
 pub mod mentions;
@@ -108,6 +109,17 @@ pub struct Review {
     #[serde(default)]
     pub body: Option<String>,
     pub html_url: String,
+}
+
+/// A review as `GET /repos/{o}/{r}/pulls/{n}/reviews` lists it (oldest
+/// first; `state` in capitals: `APPROVED`, `CHANGES_REQUESTED`,
+/// `COMMENTED`, `DISMISSED`, `PENDING`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReviewItem {
+    /// `null` for a deleted account ("ghost").
+    #[serde(default)]
+    pub user: Option<Account>,
+    pub state: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

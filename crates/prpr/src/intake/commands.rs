@@ -9,11 +9,18 @@
 //! without this, a captured `/prpr quiet off` could be sent again). Without
 //! a configured secret the endpoint does not exist (`404`).
 //!
-//! Slack wants an answer within 3 s, so each command does at most a couple
-//! of store reads or writes, under a 2 s budget, and answers in the HTTP
-//! response itself as an ephemeral message (only the caller sees it). A
-//! person's settings are stored by Slack user ID ([`crate::store`]'s
-//! `user_prefs`, `snoozes`); the config's values are the defaults.
+//! Slack wants an answer within 3 s. Each command does at most a couple of
+//! store reads or writes and answers in the HTTP response itself as an
+//! ephemeral message (only the caller sees it) when it is ready within
+//! [`ACK_AFTER`]. When it is not (`/prpr pending` on a slow store), the
+//! request is acknowledged with an ephemeral "working on it" and the answer
+//! is posted to the command's `response_url` when ready (within
+//! [`LATE_BUDGET`]). That URL comes in the signed form, but is still
+//! checked: only `https://hooks.slack.com/…`, or the origin of `[slack]
+//! api_url` when that is not Slack's (a proxy, or a test's Slack double),
+//! is posted to. A person's settings are stored by Slack user ID
+//! ([`crate::store`]'s `user_prefs`, `snoozes`); the config's values are the
+//! defaults.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -40,8 +47,16 @@ const MAX_AGE_SECS: i64 = 300;
 /// Slash-command bodies are small; anything much larger is not from Slack.
 const MAX_BODY: usize = 64 * 1024;
 
-/// Within Slack's 3 s, leaving room for the network.
-const BUDGET: Duration = Duration::from_secs(2);
+/// An answer ready this soon goes in the HTTP response: within Slack's
+/// 3 s, leaving room for the network.
+pub const ACK_AFTER: Duration = Duration::from_millis(2500);
+
+/// A later answer is posted to `response_url` if ready this soon (Slack
+/// keeps the URL 30 minutes; a person waits far less).
+const LATE_BUDGET: Duration = Duration::from_secs(60);
+
+/// Where Slack's `response_url`s point.
+const RESPONSE_URL_PREFIX: &str = "https://hooks.slack.com/";
 
 /// What the command endpoint needs besides [`Intake`].
 pub struct Commands {
@@ -49,6 +64,10 @@ pub struct Commands {
     cfg: Arc<Config>,
     /// Signatures seen in the last five minutes, with their timestamps.
     seen: Mutex<HashMap<String, i64>>,
+    /// How long an answer may take to go in the HTTP response.
+    ack_after: Duration,
+    /// For late answers to `response_url`.
+    http: reqwest::Client,
 }
 
 impl Commands {
@@ -63,7 +82,55 @@ impl Commands {
             secret,
             cfg,
             seen: Mutex::new(HashMap::new()),
+            ack_after: ACK_AFTER,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap_or_default(),
         })
+    }
+
+    /// Answers not ready within `wait` go to `response_url` instead of the
+    /// HTTP response; zero sends every answer there. Default [`ACK_AFTER`];
+    /// tests set zero to see the late path without a slow store.
+    pub fn ack_after(mut self, wait: Duration) -> Commands {
+        self.ack_after = wait;
+        self
+    }
+
+    /// May a late answer be posted to `url`? Slack's hooks host, or the
+    /// origin of a non-default `[slack] api_url` (a proxy, a test double).
+    pub fn response_url_allowed(&self, url: &str) -> bool {
+        if url.starts_with(RESPONSE_URL_PREFIX) {
+            return true;
+        }
+        let api = &self.cfg.slack.api_url;
+        if api.starts_with("https://slack.com/") {
+            return false;
+        }
+        let origin = |u: &str| -> Option<String> {
+            let (scheme, rest) = u.split_once("://")?;
+            let host = rest.split(['/', '?', '#']).next()?;
+            (!host.is_empty() && !host.contains('@')).then(|| format!("{scheme}://{host}"))
+        };
+        origin(api).is_some_and(|a| origin(url).as_deref() == Some(a.as_str()))
+    }
+
+    /// Posts a late answer; failures are logged (without the URL, which
+    /// grants posting to the person).
+    async fn post_late(&self, url: &str, answer: Answer) {
+        match self.http.post(url).json(&answer.json()).send().await {
+            Ok(r) if r.status().is_success() => {}
+            Ok(r) => {
+                tracing::warn!(
+                    status = r.status().as_u16(),
+                    "slash command: response_url refused the answer"
+                )
+            }
+            Err(e) => {
+                tracing::warn!(error = %e.without_url(), "slash command: cannot post to response_url")
+            }
+        }
     }
 
     /// Checks timestamp, signature and replay; `Err` is the reason for a 401.
@@ -112,6 +179,9 @@ struct Form {
     #[serde(default)]
     text: String,
     user_id: String,
+    /// Where a late answer goes.
+    #[serde(default)]
+    response_url: Option<String>,
 }
 
 pub(super) async fn handle(
@@ -150,13 +220,55 @@ pub(super) async fn handle(
             );
         }
     };
-    let answer = match tokio::time::timeout(BUDGET, run(&app, &commands.cfg, &form)).await {
-        Ok(a) => a,
-        Err(_) => Answer::text("prpr is busy right now; please try again in a moment."),
-    };
     tracing::info!(user = %form.user_id, command = form.text.split_whitespace().next().unwrap_or("help"), "slash command");
-    reply(StatusCode::OK, answer.json())
+    let late_url = form
+        .response_url
+        .clone()
+        .filter(|u| commands.response_url_allowed(u));
+    if form.response_url.is_some() && late_url.is_none() {
+        tracing::warn!(
+            "slash command: a response_url not on Slack's hooks host; answering inline only"
+        );
+    }
+    let wait = commands.ack_after;
+    let work = {
+        let (app, commands) = (app.clone(), commands.clone());
+        tokio::spawn(async move { run(&app, &commands.cfg, &form).await })
+    };
+    let mut work = work;
+    let Some(url) = late_url else {
+        // Nowhere to answer later: inline, or "busy" when it is too slow.
+        let answer = match tokio::time::timeout(ACK_AFTER, &mut work).await {
+            Ok(Ok(a)) => a,
+            _ => {
+                work.abort();
+                Answer::text(BUSY)
+            }
+        };
+        return reply(StatusCode::OK, answer.json());
+    };
+    if !wait.is_zero()
+        && let Ok(done) = tokio::time::timeout(wait, &mut work).await
+    {
+        return reply(
+            StatusCode::OK,
+            done.unwrap_or_else(|_| Answer::text(BUSY)).json(),
+        );
+    }
+    tokio::spawn(async move {
+        let answer = match tokio::time::timeout(LATE_BUDGET, work).await {
+            Ok(Ok(a)) => a,
+            _ => Answer::text(BUSY),
+        };
+        commands.post_late(&url, answer).await;
+    });
+    reply(
+        StatusCode::OK,
+        Answer::text("Working on it… the answer follows in a moment.").json(),
+    )
 }
+
+const BUSY: &str = "prpr is busy right now; please try again in a moment.";
 
 /// An ephemeral reply.
 struct Answer {
@@ -421,6 +533,21 @@ mod tests {
         assert!(c.verify(Some("1000"), None, body, 1000).is_err());
         assert!(c.verify(Some("1000"), Some("v0=zz"), body, 1000).is_err());
         assert_eq!(c.verify(Some("1000"), Some(&good), body, 1000), Ok(()));
+    }
+
+    #[test]
+    fn late_answers_go_only_to_slack_or_the_configured_api_origin() {
+        let c = commands();
+        assert!(c.response_url_allowed("https://hooks.slack.com/commands/T1/2/x"));
+        assert!(!c.response_url_allowed("https://hooks.slack.com.evil.example/commands/T1/2/x"));
+        assert!(!c.response_url_allowed("http://127.0.0.1:9/commands/T1/2/x"));
+        let mut cfg = Config::default();
+        cfg.slack.signing_secret = Some(Secret::new("s"));
+        cfg.slack.api_url = "http://127.0.0.1:9/api".into();
+        let c = Commands::from_config(Arc::new(cfg)).unwrap();
+        assert!(c.response_url_allowed("http://127.0.0.1:9/commands/T1/2/x"));
+        assert!(!c.response_url_allowed("http://127.0.0.1:10/commands/T1/2/x"));
+        assert!(!c.response_url_allowed("http://127.0.0.1:9@evil.example/x"));
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! to [`Digest`] pages.
 //!
 //! The cards are what prpr keeps per PR from the events it receives
-//! (`pr_state`, see [`crate::rules::card`]); a REST backfill, when there is
-//! one, only has to keep those cards current. Nothing here reads the store
+//! (`pr_state`, see [`crate::rules::card`]), which the REST backfill
+//! ([`crate::github::backfill`]) keeps current too. Nothing here reads the store
 //! or writes Slack markup: the scheduler, `prpr reminders preview/send` and
 //! `/prpr pending` all call the same functions, and
 //! [`crate::slack::render::digest`] draws the pages.

@@ -10,9 +10,10 @@
 //! Messages go through the outbox like every notice: retries, rate limits,
 //! per-channel order, quiet hours.
 //!
-//! Backfill seam: the cards come only from webhook events today. A REST
-//! backfill (being built separately) only has to write the same cards into
-//! `pr_state` (through `rules::card`), and every reminder picks them up.
+//! The cards come from webhook events and, with GitHub credentials, from
+//! the REST backfill ([`crate::github::backfill`]: at start and every
+//! `[reminders] resync`), which writes the same cards into `pr_state`
+//! (through `rules::card`); every reminder picks them up.
 
 pub mod digest;
 pub mod prefs;

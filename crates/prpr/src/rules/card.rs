@@ -8,7 +8,7 @@
 //! replaced by GitHub's team auto-assignment, leaves the card too; a
 //! reviewer's verdict stays after GitHub drops them from that list.
 
-use crate::github::{Event, PullRequest};
+use crate::github::{Event, PullRequest, ReviewItem};
 use crate::notice::{Card, Pr, PrStatus, ReviewState, Reviewer, Verdict};
 
 /// The card after `event`, given the card before it. `None` for events that
@@ -31,11 +31,7 @@ pub fn next(event: &Event, prev: Option<&Card>) -> Option<Card> {
                 let verdict = Verdict::from_github(&e.review.state);
                 match (e.action.as_str(), verdict) {
                     ("submitted", Some(v)) => set(&mut card, login, v),
-                    ("dismissed", _) => {
-                        if let Some(r) = find(&mut card, login) {
-                            r.state = ReviewState::Commented;
-                        }
-                    }
+                    ("dismissed", _) => dismiss(&mut card, login),
                     _ => {}
                 }
             }
@@ -70,6 +66,54 @@ pub fn next(event: &Event, prev: Option<&Card>) -> Option<Card> {
             Some(card)
         }
         Event::Ping | Event::Other { .. } => None,
+    }
+}
+
+/// The card of a pull request as the REST API shows it now (the reminders
+/// backfill, [`crate::github::backfill`]): `pr` is an item of `GET
+/// …/pulls` or `GET …/pulls/{n}`, `reviews` its reviews oldest first.
+/// Verdicts follow the rules review events follow (the latest decisive one
+/// wins, the author's own reviews do not count, a dismissed review leaves a
+/// comment), then the pending requests follow GitHub's lists. Without
+/// `reviews` the stored verdicts are kept. What the API does not list (the
+/// size: no `additions` in a list) is kept from `prev`.
+pub fn from_rest(
+    pr: &PullRequest,
+    reviews: Option<&[ReviewItem]>,
+    repo: &str,
+    prev: Option<&Card>,
+) -> Card {
+    let mut card = from_pr(pr, repo, prev);
+    if let Some(reviews) = reviews {
+        card.reviewers.clear();
+        for review in reviews {
+            let Some(user) = &review.user else {
+                continue;
+            };
+            let login = &user.login;
+            if login.eq_ignore_ascii_case(&card.pr.author) {
+                continue;
+            }
+            match Verdict::from_github(&review.state) {
+                Some(v) => set(&mut card, login, v),
+                None if review.state.eq_ignore_ascii_case("dismissed") => dismiss(&mut card, login),
+                // PENDING: a review not yet submitted.
+                None => {}
+            }
+        }
+    }
+    let org = repo.split('/').next().unwrap_or_default();
+    reconcile(&mut card, pr, org);
+    card
+}
+
+/// The backfill's card, unless the stored one was written from an event
+/// newer than the backfill's snapshot (its PR `updated_at` is later): older
+/// data never overwrites newer. `None`: keep the stored card.
+pub fn merge_rest(prev: Option<&Card>, fresh: Card) -> Option<Card> {
+    match (prev.and_then(|c| c.updated_at), fresh.updated_at) {
+        (Some(stored), Some(seen)) if stored > seen => None,
+        _ => Some(fresh),
     }
 }
 
@@ -167,6 +211,13 @@ fn find<'a>(card: &'a mut Card, login: &str) -> Option<&'a mut Reviewer> {
     card.reviewers
         .iter_mut()
         .find(|r| !r.team && r.name.eq_ignore_ascii_case(login))
+}
+
+/// A dismissed review: the reviewer has commented, no more.
+fn dismiss(card: &mut Card, login: &str) {
+    if let Some(r) = find(card, login) {
+        r.state = ReviewState::Commented;
+    }
 }
 
 /// A submitted review: the latest verdict wins, but a comment does not
@@ -315,6 +366,93 @@ mod tests {
         )
         .unwrap();
         assert_eq!(draft.status, PrStatus::Draft);
+    }
+
+    /// A pulls-list item, as `GET /repos/acme/app/pulls` lists it.
+    fn rest_pr(f: impl FnOnce(&mut serde_json::Value)) -> PullRequest {
+        let mut v = pr_json("carol", false);
+        v["state"] = json!("open");
+        v["updated_at"] = json!("2026-03-02T00:00:00Z");
+        if let Some(o) = v.as_object_mut() {
+            o.remove("additions");
+            o.remove("deletions");
+        }
+        f(&mut v);
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn reviews(list: &[(&str, &str)]) -> Vec<ReviewItem> {
+        list.iter()
+            .map(|(login, state)| ReviewItem {
+                user: Some(crate::github::Account {
+                    login: login.to_string(),
+                    kind: None,
+                }),
+                state: state.to_string(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_rest_snapshot_makes_the_card_events_would() {
+        let pr = rest_pr(|v| {
+            v["requested_reviewers"] = json!([{"login": "alice"}]);
+            v["requested_teams"] = json!([{"slug": "backend"}]);
+        });
+        let list = reviews(&[
+            ("bob", "APPROVED"),
+            ("bob", "COMMENTED"),
+            ("dave", "CHANGES_REQUESTED"),
+            ("erin", "APPROVED"),
+            ("erin", "DISMISSED"),
+            ("carol", "APPROVED"),
+            ("frank", "PENDING"),
+        ]);
+        let mut prev = next(&review("zed", "approved"), None).unwrap();
+        prev.pr.size = Some((10, 2));
+        let c = from_rest(&pr, Some(&list), "acme/app", Some(&prev));
+        assert_eq!(
+            states(&c),
+            vec![
+                ("bob".into(), ReviewState::Approved),
+                ("dave".into(), ReviewState::ChangesRequested),
+                ("erin".into(), ReviewState::Commented),
+                ("alice".into(), ReviewState::Pending),
+                ("acme/backend".into(), ReviewState::Pending),
+            ],
+            "the snapshot's reviews replace the stored ones; the author's and pending ones do not count"
+        );
+        assert_eq!(c.pr.size, Some((10, 2)), "a list has no size: kept");
+        assert_eq!(c.status, PrStatus::Open);
+        // Without reviews (a PR fetched because it left the list), the
+        // stored verdicts stay.
+        let closed = rest_pr(|v| {
+            v["state"] = json!("closed");
+            v["merged"] = json!(true);
+        });
+        let c = from_rest(&closed, None, "acme/app", Some(&prev));
+        assert_eq!(c.status, PrStatus::Merged);
+        assert_eq!(states(&c), vec![("zed".into(), ReviewState::Approved)]);
+    }
+
+    #[test]
+    fn an_event_newer_than_the_snapshot_wins() {
+        let fresh = from_rest(&rest_pr(|_| {}), Some(&[]), "acme/app", None);
+        let mut stored = fresh.clone();
+        stored.pr.title = "newer".into();
+        stored.updated_at = fresh.updated_at.map(|t| t + 1);
+        assert_eq!(merge_rest(Some(&stored), fresh.clone()), None);
+        stored.updated_at = fresh.updated_at;
+        assert_eq!(
+            merge_rest(Some(&stored), fresh.clone()),
+            Some(fresh.clone())
+        );
+        stored.updated_at = None;
+        assert_eq!(
+            merge_rest(Some(&stored), fresh.clone()),
+            Some(fresh.clone())
+        );
+        assert_eq!(merge_rest(None, fresh.clone()), Some(fresh));
     }
 
     #[test]

@@ -70,6 +70,23 @@ macro_rules! with_pool {
 }
 pub(crate) use with_pool;
 
+/// Writes one PR's whole state (`$json`, serialised) inside `$tx`.
+macro_rules! write_pr_state {
+    ($tx:expr, $repo:expr, $number:expr, $json:expr, $now:expr) => {
+        sqlx::query(
+            "INSERT INTO pr_state (repo, number, state, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (repo, number) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+        )
+        .bind($repo)
+        .bind($number)
+        .bind($json)
+        .bind($now)
+        .execute(&mut *$tx)
+        .await?
+    };
+}
+pub(crate) use write_pr_state;
+
 /// The stored state of PR `$repo#$number` inside write transaction `$tx`,
 /// locked on PostgreSQL until the transaction ends (SQLite's `BEGIN
 /// IMMEDIATE` already makes one writer at a time), so concurrent writers
@@ -118,16 +135,7 @@ macro_rules! apply_decision {
             ($delivery_id, $pr_key, $decision, $now_ms);
         if let (Some((repo, number)), Some(next)) = (pr_key, &decision.state) {
             let json = serde_json::to_string(next).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            sqlx::query(
-                "INSERT INTO pr_state (repo, number, state, updated_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (repo, number) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
-            )
-                .bind(repo)
-                .bind(number)
-                .bind(json)
-                .bind(now_ms)
-                .execute(&mut *$tx)
-                .await?;
+            $crate::store::write_pr_state!($tx, repo, number, json, now_ms);
         }
 
         // A changed card is shown by every thread of the PR: each
@@ -724,14 +732,36 @@ impl Store {
     }
 }
 
-/// Catch-up's bookkeeping: the lease that makes one pass at a time across
-/// tasks, and where the last complete pass got to.
+/// Background GitHub jobs' bookkeeping (table `catch_up`, one row per job:
+/// catch-up's `deliveries`, the reminders backfill's `backfill`): the lease
+/// that makes one pass at a time across tasks, and when the last complete
+/// pass started (`checked_to`).
 impl Store {
-    /// Takes the catch-up lease for `owner` until `until_ms` unless another
-    /// owner holds an unexpired one. `Some(checked_to)` (unix ms, 0 before the
-    /// first pass) when taken.
+    /// Takes the catch-up lease (job `deliveries`); see [`Store::lease`].
     pub async fn catch_up_lease(
         &self,
+        owner: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        self.lease("deliveries", owner, now_ms, until_ms).await
+    }
+
+    /// Releases the catch-up lease; see [`Store::release`].
+    pub async fn catch_up_release(
+        &self,
+        owner: &str,
+        checked_to: Option<i64>,
+    ) -> Result<(), StoreError> {
+        self.release("deliveries", owner, checked_to).await
+    }
+
+    /// Takes `job`'s lease for `owner` until `until_ms` unless another
+    /// owner holds an unexpired one. `Some(checked_to)` (unix ms, 0 before
+    /// the first pass) when taken.
+    pub async fn lease(
+        &self,
+        job: &str,
         owner: &str,
         now_ms: i64,
         until_ms: i64,
@@ -740,7 +770,7 @@ impl Store {
         let _guard = self.write_guard().await;
         with_pool!(self, p => {
             let row = sqlx::query(
-                "INSERT INTO catch_up (id, lease_owner, lease_until, checked_to) VALUES ('deliveries', $1, $2, 0) \
+                "INSERT INTO catch_up (id, lease_owner, lease_until, checked_to) VALUES ($4, $1, $2, 0) \
                  ON CONFLICT (id) DO UPDATE SET lease_owner = excluded.lease_owner, lease_until = excluded.lease_until \
                  WHERE catch_up.lease_until < $3 OR catch_up.lease_owner = $1 \
                  RETURNING checked_to",
@@ -748,6 +778,7 @@ impl Store {
             .bind(owner)
             .bind(until_ms)
             .bind(now_ms)
+            .bind(job)
             .fetch_optional(p)
             .await?;
             match row {
@@ -757,9 +788,11 @@ impl Store {
         })
     }
 
-    /// Releases the lease; a complete pass also records how far it checked.
-    pub async fn catch_up_release(
+    /// Releases `job`'s lease; a complete pass also records how far it
+    /// checked (or when it started).
+    pub async fn release(
         &self,
+        job: &str,
         owner: &str,
         checked_to: Option<i64>,
     ) -> Result<(), StoreError> {
@@ -767,10 +800,11 @@ impl Store {
         with_pool!(self, p => {
             sqlx::query(
                 "UPDATE catch_up SET lease_until = 0, checked_to = COALESCE($2, checked_to) \
-                 WHERE id = 'deliveries' AND lease_owner = $1",
+                 WHERE id = $3 AND lease_owner = $1",
             )
             .bind(owner)
             .bind(checked_to)
+            .bind(job)
             .execute(p)
             .await?;
             Ok(())

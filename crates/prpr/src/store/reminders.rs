@@ -4,7 +4,7 @@
 
 use sqlx::Row;
 
-use super::{Dialect, Pool, Store, StoreError, with_pool};
+use super::{Dialect, Pool, Store, StoreError, pr_state_for_update, with_pool, write_pr_state};
 use crate::notice::{Card, Notification, PrState, PrStatus};
 use crate::reminders::prefs::{Quiet, RemindPref, UserPrefs};
 
@@ -103,6 +103,47 @@ impl Store {
             }
         }
         Ok(cards)
+    }
+
+    /// Rewrites one PR's card with `merge(stored card)`, keeping the rest
+    /// of its stored state (announced requests, threads, carded channels):
+    /// the REST backfill's write. `merge` returns `None` to leave the row as
+    /// it is (an event newer than the backfill's snapshot). The row is read
+    /// and written in one transaction (locked on PostgreSQL), so a delivery
+    /// for the same PR applies before or after, never in between. Nothing is
+    /// queued: a backfill refreshes the picture, it tells nobody. True when
+    /// the card changed.
+    pub async fn merge_card(
+        &self,
+        repo: &str,
+        number: u64,
+        now_ms: i64,
+        merge: impl FnOnce(Option<&Card>) -> Option<Card>,
+    ) -> Result<bool, StoreError> {
+        self.check_file()?;
+        let _guard = self.write_guard().await;
+        let dialect = self.dialect;
+        let number = number as i64;
+        with_pool!(self, p => {
+            let mut tx = match dialect {
+                Dialect::Sqlite => p.begin_with("BEGIN IMMEDIATE").await?,
+                Dialect::Postgres => p.begin().await?,
+            };
+            let mut state = pr_state_for_update!(tx, dialect, repo, number, now_ms);
+            let Some(card) = merge(state.card.as_ref()) else {
+                tx.rollback().await?;
+                return Ok(false);
+            };
+            if state.card.as_ref() == Some(&card) {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            state.card = Some(card);
+            let json = serde_json::to_string(&state).map_err(corrupt)?;
+            write_pr_state!(tx, repo, number, json, now_ms);
+            tx.commit().await?;
+            Ok(true)
+        })
     }
 
     /// Has this slot been claimed (by any task)?

@@ -16,6 +16,7 @@
 mod support;
 
 mod aws_events;
+mod backfill;
 mod catch_up;
 mod cli;
 mod delivery;

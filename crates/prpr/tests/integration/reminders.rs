@@ -581,6 +581,17 @@ fn sign(ts: i64, body: &str) -> String {
 }
 
 async fn command_server(store: Arc<Store>, cfg: Config, clock: Clock) -> String {
+    command_server_acking(store, cfg, clock, prpr::intake::commands::ACK_AFTER).await
+}
+
+/// A command endpoint whose answers go to `response_url` when not ready
+/// within `ack_after` (zero: always).
+async fn command_server_acking(
+    store: Arc<Store>,
+    cfg: Config,
+    clock: Clock,
+    ack_after: Duration,
+) -> String {
     let cfg = Arc::new(cfg);
     let intake = Arc::new(Intake {
         store,
@@ -591,7 +602,9 @@ async fn command_server(store: Arc<Store>, cfg: Config, clock: Clock) -> String 
         clock,
         guards: Default::default(),
         health: Default::default(),
-        commands: Commands::from_config(cfg).map(Arc::new),
+        commands: Commands::from_config(cfg)
+            .map(|c| c.ack_after(ack_after))
+            .map(Arc::new),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -613,13 +626,70 @@ async fn post(url: &str, ts: i64, sig: &str, body: &str) -> (u16, Value) {
 }
 
 fn form(user: &str, text: &str) -> String {
+    form_to(user, text, "https://hooks.slack.com/commands/T1/1/x")
+}
+
+fn form_to(user: &str, text: &str, response_url: &str) -> String {
     serde_urlencoded::to_string([
         ("command", "/prpr"),
         ("text", text),
         ("user_id", user),
-        ("response_url", "https://hooks.slack.com/commands/T1/1/x"),
+        ("response_url", response_url),
     ])
     .unwrap()
+}
+
+/// An answer not ready in time (here: never in time, `ack_after` zero) is
+/// acknowledged at once and posted to the command's `response_url`; a
+/// `response_url` that is not Slack's is never posted to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_answer_arrives_through_response_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite(&dir).await;
+    let slack = SlackDouble::start(SlackConfig::default()).await;
+    let clock = Clock::manual(ms("2026-03-02T10:00:00Z"));
+    let mut cfg = config();
+    cfg.slack.api_url = slack.api_url();
+    ingest(
+        &store,
+        &cfg,
+        "d1",
+        "pull_request",
+        opened("acme/api", 7, &["alice"], &[], "2026-03-01T00:00:00Z"),
+        clock.now_ms(),
+    )
+    .await;
+    let url = command_server_acking(store, cfg, clock.clone(), Duration::ZERO).await;
+    let now = clock.now_ms() / 1000;
+
+    let body = form_to(ALICE, "pending", &slack.response_url("1"));
+    let (status, reply) = post(&url, now, &sign(now, &body), &body).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["response_type"], "ephemeral");
+    assert!(
+        reply["text"].as_str().unwrap().contains("Working on it"),
+        "{reply}"
+    );
+    let late = slack.wait_for_responses(1, Duration::from_secs(10)).await;
+    assert_eq!(late.len(), 1, "{late:?}");
+    assert_eq!(late[0].body["response_type"], "ephemeral");
+    let blocks = late[0].body["blocks"].to_string();
+    assert!(
+        blocks.contains("acme/api") && blocks.contains("/pull/7"),
+        "{}",
+        late[0].body
+    );
+    assert!(late[0].body["text"].is_string());
+
+    // Not Slack's host: answered inline, nothing posted there.
+    let body = form_to(ALICE, "help", "https://hooks.example.com/commands/T1/1/x");
+    let (status, reply) = post(&url, now, &sign(now, &body), &body).await;
+    assert_eq!(status, 200);
+    assert!(
+        reply["text"].as_str().unwrap().contains("/prpr pending"),
+        "{reply}"
+    );
+    assert_eq!(slack.responses().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
