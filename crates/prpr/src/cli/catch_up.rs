@@ -9,7 +9,7 @@ use clap::Args;
 use prpr::app;
 use prpr::clock::Clock;
 use prpr::config::{env_help, parse_duration};
-use prpr::github::catchup::{CatchUp, MAX_LOOKBACK, Outcome, PassOptions};
+use prpr::github::catchup::{CatchUp, Outcome, PassOptions, retention};
 
 use super::{ConfigArg, load_config, rate_summary};
 
@@ -31,8 +31,9 @@ use super::{ConfigArg, load_config, rate_summary};
 pub(crate) struct CatchUpCmd {
     #[command(flatten)]
     config: ConfigArg,
-    /// How far back to look: "2h", "30m", "1d" (at most 3 days, GitHub's
-    /// retention). Default: back to the last pass.
+    /// How far back to look: "2h", "30m", "1d" (at most as long as the
+    /// server keeps deliveries: 3 days on GitHub.com, 7 on GitHub Enterprise
+    /// Server). Default: back to the last pass.
     #[arg(long, value_parser = since)]
     since: Option<Duration>,
     /// Only list what would be redelivered.
@@ -45,11 +46,6 @@ fn since(s: &str) -> Result<Duration, String> {
     if d.is_zero() {
         return Err("must be longer than 0".into());
     }
-    if d > MAX_LOOKBACK {
-        return Err(format!(
-            "{s:?} is longer than GitHub keeps deliveries (3 days): use at most \"3d\""
-        ));
-    }
     Ok(d)
 }
 
@@ -58,6 +54,19 @@ impl CatchUpCmd {
         let Some(cfg) = load_config(&self.config, true) else {
             return Ok(ExitCode::FAILURE);
         };
+        let keeps = retention(&cfg.github.api_url);
+        if let Some(d) = self.since
+            && d > keeps
+        {
+            eprintln!(
+                "prpr: --since {}: {} keeps deliveries {} days; use at most \"{}d\"",
+                since_text(d),
+                cfg.github.api_url,
+                keeps.as_secs() / 86_400,
+                keeps.as_secs() / 86_400
+            );
+            return Ok(ExitCode::from(2));
+        }
         let store = Arc::new(app::connect_store(&cfg.database.url).await?);
         let job = match CatchUp::from_config(&cfg, store, Clock::system()) {
             Ok(j) => j,
@@ -118,5 +127,16 @@ impl CatchUpCmd {
         } else {
             ExitCode::SUCCESS
         })
+    }
+}
+
+/// `d` as the largest whole unit `--since` accepts ("5d", "90m").
+fn since_text(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3_600 == 0 => format!("{}h", s / 3_600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
     }
 }

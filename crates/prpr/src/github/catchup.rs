@@ -11,8 +11,8 @@
 //!    `[github] repos`, organization hooks of `[github] orgs`, and in App mode
 //!    the App's own hook;
 //! 2. lists their deliveries (newest first, cursor pages) back to where the
-//!    last complete pass started, at most [`MAX_LOOKBACK`] (GitHub's
-//!    retention);
+//!    last complete pass started, at most what the server keeps
+//!    ([`retention`]: 3 days on GitHub.com, 7 on GitHub Enterprise Server);
 //! 3. redelivers, once per GUID, each delivery GitHub marks failed whose
 //!    GUID prpr has not stored, of an event prpr handles, and that no
 //!    redelivery has already delivered successfully.
@@ -37,8 +37,29 @@ use crate::config::Config;
 use crate::store::{Store, StoreError};
 use crate::webhook_setup::EVENTS;
 
-/// GitHub.com keeps deliveries 3 days (GHES 7): never look further back.
-pub const MAX_LOOKBACK: Duration = Duration::from_secs(3 * 86_400);
+/// GitHub.com (and GHE.com) keep a hook's deliveries 3 days.
+pub const GITHUB_COM_RETENTION: Duration = Duration::from_secs(3 * 86_400);
+/// GitHub Enterprise Server keeps them 7 days.
+pub const GHES_RETENTION: Duration = Duration::from_secs(7 * 86_400);
+
+/// How long the server at `api_url` keeps deliveries: never look further
+/// back. GitHub.com's API is `api.github.com`, GHE.com's `api.<tenant>.ghe.com`;
+/// anything else (`https://ghe.example.com/api/v3`) is a GHES.
+pub fn retention(api_url: &str) -> Duration {
+    let host = api_url
+        .split("://")
+        .nth(1)
+        .unwrap_or(api_url)
+        .split(['/', ':'])
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if host == "api.github.com" || host.ends_with(".ghe.com") {
+        GITHUB_COM_RETENTION
+    } else {
+        GHES_RETENTION
+    }
+}
 /// A pass holds the lease this long unless it renews it, which it does every
 /// third of it while it runs (a pass may wait out GitHub's limits for
 /// minutes): a task killed mid-pass holds up the other tasks' catch-up for
@@ -67,6 +88,8 @@ pub struct CatchUpConfig {
     pub webhook_url: String,
     pub interval: Duration,
     pub rate_floor: u64,
+    /// How far back the server keeps deliveries ([`retention`]).
+    pub retention: Duration,
 }
 
 /// A hook pointing at prpr, by its API path (`/repos/o/r/hooks/1`,
@@ -205,6 +228,7 @@ impl CatchUp {
                 webhook_url,
                 interval: gh.catch_up_interval,
                 rate_floor: gh.catch_up_rate_floor,
+                retention: retention(&gh.api_url),
             },
             clock,
             owner: format!("{}-{:016x}", std::process::id(), fastrand::u64(..)),
@@ -291,7 +315,7 @@ impl CatchUp {
                 ..PassReport::default()
             });
         };
-        let oldest = now - MAX_LOOKBACK.as_millis() as i64;
+        let oldest = now - self.cfg.retention.as_millis() as i64;
         let since = match opts.since {
             Some(d) => now - d.as_millis() as i64,
             None => checked_to - OVERLAP.as_millis() as i64,
@@ -495,6 +519,29 @@ impl CatchUp {
                 _ = tokio::time::sleep(self.cfg.interval) => {}
                 _ = stop.wait_for(|s| *s) => return,
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn github_com_keeps_three_days_and_enterprise_server_seven() {
+        for url in [
+            "https://api.github.com",
+            "https://API.GitHub.com/",
+            "https://api.acme.ghe.com",
+        ] {
+            assert_eq!(retention(url), GITHUB_COM_RETENTION, "{url}");
+        }
+        for url in [
+            "https://ghe.example.com/api/v3",
+            "http://127.0.0.1:8080",
+            "https://github.acme.internal:8443/api/v3",
+        ] {
+            assert_eq!(retention(url), GHES_RETENTION, "{url}");
         }
     }
 }

@@ -169,13 +169,19 @@ async fn redelivers_exactly_the_missed_failed_deliveries() {
     );
     assert!(stdout.contains("would redeliver (dry run)"), "{stdout}");
     assert_eq!(gh.redelivery_requests().len(), 1);
-    // A bad --since is a precise error.
-    let (ok_exit, _, stderr) = catch_up_cli(&server, &gh, &url, &["--since", "5d"]).await;
+    // A --since beyond what the server keeps is a precise error: the double
+    // is not api.github.com, so it is taken for a GitHub Enterprise Server,
+    // which keeps deliveries 7 days (GitHub.com 3).
+    let (ok_exit, _, stderr) = catch_up_cli(&server, &gh, &url, &["--since", "8d"]).await;
     assert!(!ok_exit);
     assert!(
-        stderr.contains("longer than GitHub keeps deliveries"),
+        stderr.contains("--since 8d") && stderr.contains("keeps deliveries 7 days"),
         "{stderr}"
     );
+    let (ok_exit, stdout, stderr) =
+        catch_up_cli(&server, &gh, &url, &["--since", "5d", "--dry-run"]).await;
+    assert!(ok_exit, "{stdout}\n{stderr}");
+    assert!(stdout.contains(&old.guid), "5 h old, within 5d:\n{stdout}");
 }
 
 #[tokio::test]
